@@ -1,0 +1,31 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each installs what it needs.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+WORKSPACE ?= demo-workspace
+DATA ?= ../shared/data
+
+.PHONY: install demo test lint clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[ml,test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the main job end to end on the embedded graph server.
+demo: install
+	$(BIN)/shopgraph demo --workspace $(WORKSPACE) --data $(DATA)
+
+## Run the test suite (the same command CI runs).
+test: install
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+clean:
+	-$(BIN)/shopgraph db stop --workspace $(WORKSPACE)
+	rm -rf $(WORKSPACE) .pytest_cache

@@ -1,0 +1,40 @@
+"""The exceptions shopgraph raises. Each message says what was wrong and what to do next."""
+
+
+class ShopgraphError(Exception):
+    """Base class of every error shopgraph raises on purpose."""
+
+
+class ConfigError(ShopgraphError, ValueError):
+    """A setting is missing or invalid."""
+
+
+class ServerError(ShopgraphError):
+    """The embedded graph server could not be started, reached or stopped."""
+
+
+class GraphStoreError(ShopgraphError):
+    """A query against the graph database failed."""
+
+
+class IngestError(ShopgraphError, ValueError):
+    """Input data is invalid; nothing from the failing batch was written.
+
+    Args:
+        message: what was wrong and what to do.
+        file: the input file, when known.
+        line: the 1-based line (or row) number in that file, when known.
+        field: the column or field name, when known.
+    """
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
+                 field: str | None = None) -> None:
+        self.file, self.line, self.field = file, line, field
+        where = ", ".join(
+            part for part in (
+                file and f"file {file}",
+                line is not None and f"line {line}",
+                field and f"field '{field}'",
+            ) if part
+        )
+        super().__init__(f"{where}: {message}" if where else message)

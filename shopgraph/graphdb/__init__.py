@@ -1,0 +1,1 @@
+"""The graph layer: the embedded server, the Bolt store, the schema, ingest and export."""

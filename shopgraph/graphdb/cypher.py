@@ -1,0 +1,69 @@
+"""All Cypher text shopgraph sends, as named templates.
+
+Values always travel as parameters. The only things formatted into the text are labels and
+relationship types, and only after :func:`shopgraph.graphdb.schema.label` /
+:func:`shopgraph.graphdb.schema.rel` accepted them. Every statement here runs on Neo4j 5 and
+on ArcadeDB's Bolt endpoint.
+"""
+
+from __future__ import annotations
+
+from shopgraph.graphdb import schema
+
+MERGE_NODES = "UNWIND $rows AS row MERGE (n:{label} {{id: row.id}}) SET n += row.p"
+
+# Properties go inline (a null is simply not stored); ``SET r += row.p`` costs ~20 % more, so it
+# is added only for frames with extra properties (see :func:`edges`).
+CREATE_EDGES = (
+    "UNWIND $rows AS row "
+    "MATCH (s:{src} {{id: row.s}}) MATCH (d:{dst} {{id: row.d}}) "
+    "CREATE (s)-[r:{rel} {{eid: row.e, ts: row.t, value: row.v}}]->(d){extra} "
+    "RETURN count(r) AS n"
+)
+
+# Used for a batch whose fast CREATE hit the eid constraint: write only the events that are not
+# in the graph yet, and return their ids.
+CREATE_NEW_EDGES = (
+    "UNWIND $rows AS row "
+    "MATCH (s:{src} {{id: row.s}}) MATCH (d:{dst} {{id: row.d}}) "
+    "WHERE NOT EXISTS {{ MATCH (s)-[:{rel} {{eid: row.e}}]->(d) }} "
+    "CREATE (s)-[r:{rel} {{eid: row.e, ts: row.t, value: row.v}}]->(d){extra} "
+    "RETURN row.e AS eid"
+)
+
+EXISTING_IDS = "UNWIND $ids AS id MATCH (n:{label} {{id: id}}) RETURN n.id AS id"
+
+LEDGER_READ = "MATCH (l:IngestLog {id: $source}) RETURN l.done AS done"
+LEDGER_MARK = ("MERGE (l:IngestLog {id: $source}) "
+               "SET l.done = coalesce(l.done, []) + [$batch]")
+
+NODE_IDS = "MATCH (n:{label}) RETURN n.id AS id"
+NODE_PROPS = "MATCH (n:{label}) RETURN n.id AS id, n.{prop} AS v"
+COUNT_NODES = "MATCH (n:{label}) RETURN count(n) AS n"
+COUNT_RELS = "MATCH ()-[r:{rel}]->() RETURN count(r) AS n"
+
+# Interaction edges grouped by start node: one record per user, far fewer records to decode.
+EDGES_BY_SOURCE = (
+    "MATCH (s:{src})-[r:{rel}]->(d:{dst}) "
+    "RETURN s.id AS s, collect(d.id) AS d, collect(r.ts) AS ts, collect(r.value) AS v"
+)
+
+
+def nodes(template: str, label: str, prop: str | None = None) -> str:
+    """Fill a node template with an allow-listed label (and a known property)."""
+    if prop is not None and prop not in schema.NODE_PROPERTIES[schema.label(label)]:
+        raise ValueError(f"{label} has no property {prop!r}")
+    return template.format(label=schema.label(label), prop=prop)
+
+
+def edges(template: str, rel: str, extra_props: bool = False) -> str:
+    """Fill an edge template with an allow-listed relationship type and its end labels.
+
+    Args:
+        template: one of the edge templates above.
+        rel: the relationship type.
+        extra_props: rows carry a map ``p`` of further properties to set.
+    """
+    src, dst, _ = schema.RELATIONSHIPS[schema.rel(rel)]
+    extra = " SET r += row.p" if extra_props else ""
+    return template.format(rel=rel, src=src, dst=dst, extra=extra)

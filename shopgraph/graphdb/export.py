@@ -1,0 +1,193 @@
+"""Stream interactions and node features out of the graph into NumPy arrays with stable id maps.
+
+This is what the GNN layer reads. Records are decoded a chunk at a time into NumPy buffers, so
+the whole result never exists as Python objects. Id maps are stable: ids are sorted (as numbers
+when every id is a non-negative integer, else as strings), so the same set of ids always gets
+the same positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shopgraph.artifacts import atomic_path
+from shopgraph.graphdb import cypher, schema
+from shopgraph.graphdb.store import GraphStore
+
+MISSING_TS = np.iinfo(np.int64).min
+CHUNK_RECORDS = 4096
+
+
+def stable_ids(ids: Iterable[str]) -> np.ndarray:
+    """Sorted unique ids: numerically when all are digit strings, else lexicographically."""
+    arr = np.asarray(sorted(set(ids)), dtype=object)
+    if len(arr) and all(s.isdigit() for s in arr):
+        arr = arr[np.argsort(np.array([int(s) for s in arr], dtype=np.int64), kind="stable")]
+    return arr.astype(str)
+
+
+@dataclass
+class Interactions:
+    """Interaction edges as parallel arrays, positions into ``user_ids`` / ``item_ids``.
+
+    Args:
+        user_ids: position -> user id.
+        item_ids: position -> item id.
+        users: int64 user position of each edge.
+        items: int64 item position of each edge.
+        ts: int64 seconds since the epoch, ``MISSING_TS`` when unknown.
+        value: float64, NaN when unknown.
+        rel: int8 index into ``rel_types`` of each edge.
+        rel_types: the relationship types exported.
+    """
+
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    users: np.ndarray
+    items: np.ndarray
+    ts: np.ndarray
+    value: np.ndarray
+    rel: np.ndarray
+    rel_types: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def csr(self) -> tuple[np.ndarray, np.ndarray]:
+        """The user->item adjacency in CSR form: ``(indptr, indices)``, items sorted per user."""
+        order = np.lexsort((self.items, self.users))
+        counts = np.bincount(self.users, minlength=len(self.user_ids))
+        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return indptr, self.items[order]
+
+    def edge_index(self) -> Any:
+        """A ``2 x E`` int64 ``torch.Tensor`` of (user, item) positions."""
+        import torch
+
+        return torch.from_numpy(np.stack([self.users, self.items]))
+
+    def save(self, path: str | Path) -> None:
+        """Write the arrays to an ``.npz`` file, atomically (no pickle)."""
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, user_ids=self.user_ids, item_ids=self.item_ids, users=self.users,
+                     items=self.items, ts=self.ts, value=self.value, rel=self.rel,
+                     rel_types=np.asarray(self.rel_types, dtype=str))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Interactions:
+        """Read what :meth:`save` wrote."""
+        with np.load(path, allow_pickle=False) as z:
+            return cls(z["user_ids"], z["item_ids"], z["users"], z["items"], z["ts"],
+                       z["value"], z["rel"], tuple(z["rel_types"].tolist()))
+
+
+def node_ids(store: GraphStore, label: str) -> np.ndarray:
+    """The stable id map of one label."""
+    return stable_ids(r["id"] for r in store.stream(cypher.nodes(cypher.NODE_IDS, label)))
+
+
+class _Buffers:
+    """Per-chunk decoding of grouped edge records into NumPy arrays."""
+
+    def __init__(self, users: pd.Index, items: pd.Index, rel_code: int) -> None:
+        self.users, self.items, self.rel_code = users, items, rel_code
+        self.parts: list[tuple[np.ndarray, ...]] = []
+        self._reset()
+
+    def _reset(self) -> None:
+        self.src: list[str] = []
+        self.counts: list[int] = []
+        self.dst: list[str] = []
+        self.ts: list[Any] = []
+        self.val: list[Any] = []
+
+    def add(self, record: Any) -> None:
+        d = record["d"]
+        self.src.append(record["s"])
+        self.counts.append(len(d))
+        self.dst.extend(d)
+        self.ts.extend(record["ts"])
+        self.val.extend(record["v"])
+        if len(self.src) >= CHUNK_RECORDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.src:
+            return
+        u = np.repeat(self.users.get_indexer(self.src), self.counts)
+        i = self.items.get_indexer(self.dst)
+        ts = pd.array(self.ts, dtype="Int64").to_numpy(dtype=np.int64, na_value=MISSING_TS)
+        val = pd.array(self.val, dtype="Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+        if (u < 0).any() or (i < 0).any():
+            raise RuntimeError("an edge refers to a node missing from the id map; the graph "
+                               "changed during export, run it again")
+        rel = np.full(len(i), self.rel_code, dtype=np.int8)
+        self.parts.append((u.astype(np.int64), i.astype(np.int64), ts, val, rel))
+        self._reset()
+
+
+def export_interactions(store: GraphStore, rel_types: Sequence[str] | None = None,
+                        user_ids: np.ndarray | None = None,
+                        item_ids: np.ndarray | None = None) -> Interactions:
+    """Stream user->item interactions out of the graph.
+
+    Args:
+        store: the graph.
+        rel_types: which user->item types (default: every type in the schema that has edges).
+        user_ids: an id map to use instead of every User id in the graph.
+        item_ids: likewise for items.
+    """
+    if rel_types is None:
+        rel_types = [t for t in schema.USER_ITEM_TYPES if store.count_rels(t)]
+    for t in rel_types:
+        if t not in schema.USER_ITEM_TYPES:
+            raise ValueError(f"{t!r} is not a user->item relationship type; choose from "
+                             f"{', '.join(schema.USER_ITEM_TYPES)}")
+    uids = node_ids(store, "User") if user_ids is None else np.asarray(user_ids, dtype=str)
+    iids = node_ids(store, "Item") if item_ids is None else np.asarray(item_ids, dtype=str)
+    uindex, iindex = pd.Index(uids), pd.Index(iids)
+    parts: list[tuple[np.ndarray, ...]] = []
+    for code, rel in enumerate(rel_types):
+        buf = _Buffers(uindex, iindex, code)
+        for record in store.stream(cypher.edges(cypher.EDGES_BY_SOURCE, rel)):
+            buf.add(record)
+        buf.flush()
+        parts.extend(buf.parts)
+    cols = [np.concatenate([p[k] for p in parts]) if parts else
+            np.empty(0, dtype=dt) for k, dt in
+            enumerate((np.int64, np.int64, np.int64, np.float64, np.int8))]
+    return Interactions(uids, iids, *cols, rel_types=tuple(rel_types))
+
+
+def export_node_property(store: GraphStore, label: str, prop: str,
+                         ids: np.ndarray) -> np.ndarray:
+    """One property of every node of ``label``, aligned with the id map ``ids`` (object array,
+    ``None`` where a node lacks it)."""
+    out = np.full(len(ids), None, dtype=object)
+    index = pd.Index(ids)
+    keys, values = [], []
+    for record in store.stream(cypher.nodes(cypher.NODE_PROPS, label, prop)):
+        keys.append(record["id"])
+        values.append(record["v"])
+    pos = index.get_indexer(keys)
+    keep = pos >= 0
+    out[pos[keep]] = np.asarray(values, dtype=object)[keep]
+    return out
+
+
+def export_item_features(store: GraphStore, item_ids: np.ndarray) -> dict[str, np.ndarray]:
+    """Item features for the GNN: ``category`` codes (-1 unknown), ``categories`` (code ->
+    name) and ``price`` (float64, NaN unknown), aligned with ``item_ids``."""
+    cats = export_node_property(store, "Item", "category", item_ids)
+    known = sorted({c for c in cats if c is not None})
+    codes = pd.Index(known).get_indexer(pd.Series(cats).where(pd.notna(cats), None))
+    price = pd.array(export_node_property(store, "Item", "price", item_ids).tolist(),
+                     dtype="Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+    return {"category": codes.astype(np.int64), "categories": np.asarray(known, dtype=str),
+            "price": price}
