@@ -43,9 +43,12 @@ COUNT_NODES = "MATCH (n:{label}) RETURN count(n) AS n"
 COUNT_RELS = "MATCH ()-[r:{rel}]->() RETURN count(r) AS n"
 
 # Interaction edges grouped by start node: one record per user, far fewer records to decode.
+# ``collect`` drops nulls, so missing values are replaced by the sentinels $no_ts and $no_value
+# to keep the lists aligned.
 EDGES_BY_SOURCE = (
     "MATCH (s:{src})-[r:{rel}]->(d:{dst}) "
-    "RETURN s.id AS s, collect(d.id) AS d, collect(r.ts) AS ts, collect(r.value) AS v"
+    "RETURN s.id AS s, collect(d.id) AS d, collect(coalesce(r.ts, $no_ts)) AS ts, "
+    "collect(coalesce(r.value, $no_value)) AS v"
 )
 
 

@@ -122,8 +122,8 @@ class _Buffers:
             return
         u = np.repeat(self.users.get_indexer(self.src), self.counts)
         i = self.items.get_indexer(self.dst)
-        ts = pd.array(self.ts, dtype="Int64").to_numpy(dtype=np.int64, na_value=MISSING_TS)
-        val = pd.array(self.val, dtype="Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+        ts = np.asarray(self.ts, dtype=np.int64)
+        val = np.asarray(self.val, dtype=np.float64)
         if (u < 0).any() or (i < 0).any():
             raise RuntimeError("an edge refers to a node missing from the id map; the graph "
                                "changed during export, run it again")
@@ -155,7 +155,8 @@ def export_interactions(store: GraphStore, rel_types: Sequence[str] | None = Non
     parts: list[tuple[np.ndarray, ...]] = []
     for code, rel in enumerate(rel_types):
         buf = _Buffers(uindex, iindex, code)
-        for record in store.stream(cypher.edges(cypher.EDGES_BY_SOURCE, rel)):
+        query = cypher.edges(cypher.EDGES_BY_SOURCE, rel)
+        for record in store.stream(query, no_ts=int(MISSING_TS), no_value=float("nan")):
             buf.add(record)
         buf.flush()
         parts.extend(buf.parts)

@@ -1,0 +1,1 @@
+"""The ``shopgraph`` command line: a thin layer over :class:`shopgraph.Workspace`."""

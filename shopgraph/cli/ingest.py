@@ -1,0 +1,86 @@
+"""``shopgraph ingest``, ``shopgraph export`` and ``shopgraph summary``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shopgraph.cli.options import (DEFAULT_WORKSPACE, DatabaseOpt, JsonOpt, UriOpt, UserOpt,
+                                   WorkspaceOpt)
+from shopgraph.cli.output import err, out, print_json, print_summary, progress_bar
+from shopgraph.graphdb.formats import FORMATS, load
+from shopgraph.workspace import Workspace
+
+FORMAT_HELP = "Input format: " + "; ".join(f"{k} = {v[2]}" for k, v in FORMATS.items()) + "."
+
+
+def ingest(
+    fmt: Annotated[str, typer.Argument(metavar="FORMAT", help=FORMAT_HELP)],
+    path: Annotated[Path, typer.Argument(help="The input file, folder or mapping file.")],
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    strict: Annotated[bool, typer.Option(
+        "--strict/--skip-bad",
+        help="--strict stops at the first bad row and writes nothing; --skip-bad skips bad "
+             "rows and reports them.")] = True,
+    batch_size: Annotated[int, typer.Option(min=100, help="Rows per transaction.")] = 10_000,
+    uri: UriOpt = None, user: UserOpt = None, database: DatabaseOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load a file into the graph: validated first, written in batches, safe to re-run.
+
+    Running the same file again changes nothing; an interrupted ingest resumes where it
+    stopped when run again.
+    """
+    err.print(f"reading {path} as {fmt} ...")
+    data = load(fmt, path, strict=strict)
+    with Workspace(workspace, uri=uri, user=user, database=database) as ws, \
+            progress_bar(f"ingest {data.name}") as update:
+        summary = ws.ingest(data, batch_size=batch_size, strict=strict, on_progress=update)
+    if as_json:
+        print_json(summary.as_dict())
+        return
+    rate = summary.relationships_written / summary.seconds if summary.seconds else 0.0
+    err.print(f"[green]done[/] in {summary.seconds:.1f} s: nodes {summary.nodes or '{}'}, "
+              f"relationships {summary.relationships or '{}'} ({rate:,.0f}/s); "
+              f"{summary.already_present} event(s) already present; "
+              f"{summary.batches_already_done} of {summary.batches} batch(es) already done")
+    if summary.problems:
+        err.print(f"[yellow]{len(summary.problems)} bad row(s) skipped[/], first ones:")
+        for problem in summary.problems[:10]:
+            err.print(f"  {problem}")
+
+
+def export(
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    rel: Annotated[list[str] | None, typer.Option(
+        help="User->item relationship types to export (repeatable; default: all present).")]
+    = None,
+    output: Annotated[Path | None, typer.Option(
+        "--out", help="Write the arrays here (.npz; default: <workspace>/exports/"
+                      "interactions.npz).")] = None,
+    uri: UriOpt = None, user: UserOpt = None, database: DatabaseOpt = None,
+) -> None:
+    """Export user->item interactions to NumPy arrays with stable id maps (for training)."""
+    with Workspace(workspace, uri=uri, user=user, database=database) as ws:
+        arrays = ws.export_interactions(rel, save=output is None)
+        target = output or ws.exports_dir / "interactions.npz"
+        if output is not None:
+            arrays.save(output)
+    err.print(f"exported {len(arrays):,} interactions of {len(arrays.user_ids):,} users and "
+              f"{len(arrays.item_ids):,} items ({', '.join(arrays.rel_types)}) to {target}")
+
+
+def summary(workspace: WorkspaceOpt = DEFAULT_WORKSPACE, uri: UriOpt = None,
+            user: UserOpt = None, database: DatabaseOpt = None,
+            as_json: JsonOpt = False) -> None:
+    """Count the nodes and relationships in the graph."""
+    with Workspace(workspace, uri=uri, user=user, database=database) as ws:
+        counts = ws.summary()
+    if as_json:
+        print_json(counts)
+    else:
+        print_summary(counts)
+    if not counts["nodes"]:
+        out.print("the graph is empty; load data with `shopgraph ingest`")

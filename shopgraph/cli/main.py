@@ -1,0 +1,82 @@
+"""The ``shopgraph`` app: wiring, ``--version``, ``demo`` and the single error boundary."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shopgraph import __version__
+from shopgraph.cli import db, ingest
+from shopgraph.cli.options import DEFAULT_WORKSPACE, WorkspaceOpt
+from shopgraph.cli.output import err, print_summary, progress_bar
+from shopgraph.errors import ShopgraphError
+
+app = typer.Typer(help="shopgraph: recommendations, offers and ad audiences from a shop's "
+                       "interaction graph.", no_args_is_help=True, pretty_exceptions_enable=False)
+app.add_typer(db.app, name="db")
+app.command("ingest")(ingest.ingest)
+app.command("export")(ingest.export)
+app.command("summary")(ingest.summary)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"shopgraph {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version.")] = False) -> None:
+    """shopgraph: recommendations, offers and ad audiences from a shop's interaction graph."""
+
+
+DEMO_SOURCES = (("lightgcn", "gowalla/train.txt"), ("hillstrom", "hillstrom/hillstrom.csv"))
+
+
+@app.command()
+def demo(workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+         data: Annotated[Path, typer.Option(help="Folder of the shared datasets.")]
+         = Path("../shared/data")) -> None:
+    """Run the main job end to end on the embedded server: start it, ingest Gowalla and the
+    Hillstrom campaign, export the interactions for training, print a summary."""
+    from shopgraph.graphdb.formats import load
+    from shopgraph.workspace import Workspace
+
+    missing = [rel for _, rel in DEMO_SOURCES if not (data / rel).is_file()]
+    if missing:
+        raise ShopgraphError(f"the demo needs {', '.join(missing)} under {data}; "
+                             "pass --data with the folder of the shared datasets")
+    with Workspace(workspace) as ws:
+        ws.store()
+        for fmt, rel in DEMO_SOURCES:
+            source = load(fmt, data / rel)
+            with progress_bar(f"ingest {rel}") as update:
+                s = ws.ingest(source, on_progress=update)
+            err.print(f"{rel}: {s.relationships_written:,} relationships written, "
+                      f"{s.batches_already_done}/{s.batches} batches already done, "
+                      f"{s.seconds:.1f} s")
+        arrays = ws.export_interactions()
+        print_summary(ws.summary())
+        err.print(f"exported {len(arrays):,} interactions to "
+                  f"{ws.exports_dir / 'interactions.npz'}")
+        err.print(f"graph server still running for {ws.path}; stop it with "
+                  f"`shopgraph db stop --workspace {workspace}`")
+
+
+def run() -> None:
+    """Entry point with the error boundary: known errors print one line, exit code 1."""
+    try:
+        app()
+    except ShopgraphError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(1)
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted; re-run the same command to resume")
+        sys.exit(130)

@@ -1,0 +1,162 @@
+"""Ingest against the real local server: round trips, idempotence, resume, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shopgraph.errors import GraphStoreError, IngestError
+from shopgraph.graphdb.export import MISSING_TS, export_interactions, export_item_features
+from shopgraph.graphdb.formats.lightgcn import load_lightgcn
+from shopgraph.graphdb.frames import NodeFrame
+from shopgraph.graphdb.ingest import ingest
+from shopgraph.graphdb.server import EmbeddedServer
+from shopgraph.graphdb.store import GraphStore
+from tests.graphdb.helpers import source
+
+PAIRS = [("u1", "i1"), ("u1", "i2"), ("u2", "i1"), ("u3", "i3"), ("u3", "i1")]
+
+
+def exported_pairs(store: GraphStore, rel: str = "PURCHASED") -> set[tuple[str, str]]:
+    x = export_interactions(store, [rel])
+    return set(zip(x.user_ids[x.users].tolist(), x.item_ids[x.items].tolist()))
+
+
+def test_round_trip_keeps_every_field(store: GraphStore, tmp_path: Path) -> None:
+    ts = [1_600_000_000, None, 1_600_000_100, 5, 7]
+    value = [9.5, 1.0, None, 2.25, 0.0]
+    data = source(tmp_path, PAIRS, ts=ts, value=value)
+    data.nodes[1].data["category"] = ["shoes", "bags", None]
+    data.nodes[1].data["price"] = [10.0, np.nan, 3.5]
+    summary = ingest(store, data, batch_size=2)
+    assert summary.relationships == {"PURCHASED": 5}
+    assert summary.nodes == {"User": 3, "Item": 3}
+    x = export_interactions(store, ["PURCHASED"])
+    got = {(x.user_ids[u], x.item_ids[i]): (t, v)
+           for u, i, t, v in zip(x.users, x.items, x.ts, x.value)}
+    for (u, i), t, v in zip(PAIRS, ts, value):
+        gt, gv = got[(u, i)]
+        assert gt == (MISSING_TS if t is None else t)
+        assert (np.isnan(gv) if v is None else gv == v)
+    feats = export_item_features(store, x.item_ids)
+    by_id = dict(zip(x.item_ids.tolist(), range(len(x.item_ids))))
+    assert feats["categories"].tolist() == ["bags", "shoes"]
+    assert feats["category"][by_id["i1"]] == 1 and feats["category"][by_id["i3"]] == -1
+    assert feats["price"][by_id["i1"]] == 10.0 and np.isnan(feats["price"][by_id["i2"]])
+
+
+def test_same_file_twice_changes_nothing(store: GraphStore, tmp_path: Path) -> None:
+    data = source(tmp_path, PAIRS)
+    first = ingest(store, data, batch_size=2)
+    before = store.summary()
+    again = ingest(store, data, batch_size=2)
+    assert again.relationships_written == 0 and again.batches_already_done == first.batches
+    assert store.summary() == before
+    # Another batching gives another fingerprint: the guarded path must still add nothing.
+    other = ingest(store, data, batch_size=3)
+    assert other.relationships_written == 0 and other.already_present == len(PAIRS)
+    assert store.summary() == before
+
+
+def test_overlapping_file_adds_only_new_events(store: GraphStore, tmp_path: Path) -> None:
+    ingest(store, source(tmp_path, PAIRS[:3], name="a"))
+    s = ingest(store, source(tmp_path, PAIRS[1:], name="b"))
+    assert s.relationships_written == 2 and s.already_present == 2
+    assert exported_pairs(store) == set(PAIRS)
+
+
+def test_unknown_id_strict_writes_nothing(store: GraphStore, tmp_path: Path) -> None:
+    data = source(tmp_path, PAIRS, with_nodes=False)
+    data.nodes = [NodeFrame("User", pd.DataFrame({"id": ["u1", "u2", "u3"], "_line": 0}))]
+    ingest(store, source(tmp_path, [("u9", "i1"), ("u9", "i2")], name="items"))
+    with pytest.raises(IngestError) as err:
+        ingest(store, data)
+    assert err.value.field == "dst" and err.value.line == 4  # i3 is unknown
+    assert "unknown Item id 'i3'" in str(err.value)
+    assert store.count_rels("PURCHASED") == 2 and store.count_nodes("User") == 1
+
+
+def test_unknown_id_skip_mode_writes_the_rest(store: GraphStore, tmp_path: Path) -> None:
+    ingest(store, source(tmp_path, [("u9", "i1"), ("u9", "i2")], name="items"))
+    data = source(tmp_path, PAIRS, with_nodes=False)
+    data.nodes = [NodeFrame("User", pd.DataFrame({"id": ["u1", "u2", "u3"], "_line": 0}))]
+    s = ingest(store, data, strict=False)
+    assert s.relationships_written == 4
+    assert [(p.line, p.field) for p in s.problems] == [(4, "dst")]
+    assert ("u3", "i3") not in exported_pairs(store)
+
+
+def test_duplicate_event_in_input_is_rejected_before_writing(store: GraphStore,
+                                                             tmp_path: Path) -> None:
+    data = source(tmp_path, PAIRS + [("u1", "i1")])
+    with pytest.raises(IngestError) as err:
+        ingest(store, data)
+    assert err.value.field == "eid" and err.value.line == 6
+    assert store.count_nodes("User") == 0
+
+
+def test_event_id_reused_for_other_nodes_is_an_error(store: GraphStore, tmp_path: Path) -> None:
+    ingest(store, source(tmp_path, PAIRS, name="a"))
+    data = source(tmp_path, [("u2", "i2")], name="b")
+    data.edges[0].data["eid"] = ["u1:i1"]  # already the id of (u1, i1)
+    with pytest.raises(IngestError) as err:
+        ingest(store, data)
+    assert err.value.field == "eid"
+    assert store.count_rels("PURCHASED") == len(PAIRS)
+
+
+def test_empty_source_is_an_error(store: GraphStore, tmp_path: Path) -> None:
+    data = source(tmp_path, PAIRS)
+    data.nodes, data.edges = [], []
+    with pytest.raises(IngestError, match="nothing to ingest"):
+        ingest(store, data)
+
+
+def test_lastfm_round_trip_is_exact(store: GraphStore, shared_data: Path) -> None:
+    data = load_lightgcn(shared_data / "lastfm" / "train.txt")
+    s = ingest(store, data)
+    assert s.relationships == {"INTERACTED": 64_315}
+    x = export_interactions(store)
+    assert (len(x.user_ids), len(x.item_ids), len(x)) == (1_885, 13_973, 64_315)
+    df = data.edges[0].data
+    assert set(zip(x.user_ids[x.users], x.item_ids[x.items])) == set(zip(df.src, df.dst))
+    indptr, indices = x.csr()
+    assert indptr[-1] == 64_315 and np.all(np.diff(indptr) >= 1)
+    # ids are numeric strings: the stable map puts id k at position k
+    assert x.user_ids[:3].tolist() == ["0", "1", "2"]
+
+
+def test_server_stopped_mid_ingest_then_resume(tmp_path: Path) -> None:
+    server = EmbeddedServer(tmp_path / "db", heap="512m")
+    server.start()
+    try:
+        server.ensure_database("resume")
+        pairs = [(f"u{k % 50}", f"i{k}") for k in range(600)]
+        data = source(tmp_path, pairs)
+        calls = {"n": 0}
+
+        def crash_after_three(done: int, total: int) -> None:
+            calls["n"] += 1
+            if calls["n"] == 3:
+                server.stop()
+
+        store = GraphStore(server.uri, server.user, server.password(), "resume")
+        with pytest.raises(GraphStoreError, match="run the same ingest again to resume"):
+            ingest(store, data, batch_size=100, on_progress=crash_after_three)
+        store.close()
+        server.start()
+        with GraphStore(server.uri, server.user, server.password(), "resume") as store:
+            s = ingest(store, data, batch_size=100)
+            assert s.batches_already_done == 3
+            assert store.count_rels("PURCHASED") == 600
+            assert exported_pairs(store) == set(pairs)
+    finally:
+        server.stop()
+
+
+def test_unreachable_server_says_what_to_do() -> None:
+    with pytest.raises(GraphStoreError, match="cannot reach the graph server"):
+        GraphStore("bolt://127.0.0.1:9", "root", "x", "nope")

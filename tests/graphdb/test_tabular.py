@@ -1,0 +1,267 @@
+"""Tests for the CSV/Parquet loader with a declared column mapping."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shopgraph.errors import IngestError
+from shopgraph.graphdb.formats.tabular import load_tabular, mapping_from_dict, read_mapping
+
+MAPPING = """\
+name = "myshop"
+
+[[nodes]]
+label = "Item"
+file = "items.{ext}"
+id = "sku"
+properties = {{ category = "cat", price = "unit_price" }}
+
+[[nodes]]
+label = "User"
+file = "users.{ext}"
+id = "uid"
+properties = {{ consent = "opt_in", mens = "mens" }}
+
+[[edges]]
+rel = "PURCHASED"
+file = "orders.{ext}"
+src = "uid"
+dst = "sku"
+eid = "line_id"
+ts = "at"
+value = "amount"
+properties = {{ arm = "variant" }}
+
+[[edges]]
+rel = "VIEWED"
+file = "views.{ext}"
+src = "uid"
+dst = "sku"
+ts = "at"
+"""
+
+ITEMS = "sku,cat,unit_price\n00042,shoes,19.5\n7,hats,5\n"
+USERS = "uid,opt_in,mens\nu1,yes,1\nu2,False,\n"
+ORDERS = ("line_id,uid,sku,at,amount,variant\n"
+          "o1,u1,00042,2024-01-05,19.5,A\n"
+          "o2,u2,7,2024-01-05T10:00:00+02:00,5,B\n")
+VIEWS = "uid,sku,at\nu1,00042,2024-01-04T12:00:00\nu1,7,1704370000\n"
+D0105 = 1704412800  # 2024-01-05T00:00:00Z
+
+
+def write_shop(tmp: Path, ext: str = "csv", **overrides: str) -> Path:
+    """Write the small shop (CSV text, converted to Parquet when asked) and its mapping."""
+    files = {"items": ITEMS, "users": USERS, "orders": ORDERS, "views": VIEWS, **overrides}
+    for stem, text in files.items():
+        if ext == "csv":
+            (tmp / f"{stem}.csv").write_text(text)
+        else:
+            pd.read_csv(pd.io.common.StringIO(text), dtype=str).to_parquet(tmp / f"{stem}.parquet")
+    (tmp / "mapping.toml").write_text(MAPPING.format(ext=ext))
+    return tmp / "mapping.toml"
+
+
+@pytest.mark.parametrize("ext", ["csv", "parquet"])
+def test_round_trip(tmp_path: Path, ext: str) -> None:
+    data = load_tabular(write_shop(tmp_path, ext))
+    assert data.name == "myshop" and not data.problems
+    assert data.files[0] == tmp_path / "mapping.toml"
+    assert [p.name for p in data.files[1:]] == [f"{s}.{ext}" for s in
+                                                ("items", "users", "orders", "views")]
+    assert data.options["format"] == "tabular"
+    assert data.options["mapping"]["edges"][1] == {"rel": "VIEWED", "file": f"views.{ext}",
+                                                   "src": "uid", "dst": "sku", "ts": "at",
+                                                   "properties": {}}
+    items, users = (nf.data for nf in data.nodes)
+    assert [nf.label for nf in data.nodes] == ["Item", "User"]
+    pd.testing.assert_frame_equal(items, pd.DataFrame(
+        {"id": ["00042", "7"], "category": ["shoes", "hats"], "price": [19.5, 5.0],
+         "_line": np.array([2, 3] if ext == "csv" else [1, 2], np.int64)}), check_dtype=False)
+    assert list(users["id"]) == ["u1", "u2"]
+    assert list(users["consent"]) == [True, False]
+    assert users["mens"].tolist()[0] == 1 and pd.isna(users["mens"].iloc[1])
+    buys, views = data.edges
+    assert (buys.rel, buys.src_label, buys.dst_label) == ("PURCHASED", "User", "Item")
+    assert buys.data[["src", "dst", "eid", "arm"]].values.tolist() == [
+        ["u1", "00042", "o1", "A"], ["u2", "7", "o2", "B"]]
+    assert buys.data["ts"].tolist() == [D0105, D0105 + 8 * 3600]
+    assert buys.data["value"].tolist() == [19.5, 5.0]
+    assert str(buys.data["ts"].dtype) == "Int64" and buys.data["value"].dtype == np.float64
+    assert views.data["ts"].tolist() == [D0105 - 12 * 3600, 1704370000]
+    assert views.data["value"].isna().all()
+    assert all(e.startswith("VIEWED:") and len(e) == 27 for e in views.data["eid"])
+    assert views.data["eid"].nunique() == 2
+
+
+def test_derived_eid_same_for_csv_and_parquet(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    csv = load_tabular(write_shop(tmp_path / "a", "csv")).edges[1].data["eid"]
+    pq = load_tabular(write_shop(tmp_path / "b", "parquet")).edges[1].data["eid"]
+    assert csv.tolist() == pq.tolist()
+
+
+def test_parquet_int_ids_and_datetimes(tmp_path: Path) -> None:
+    pd.DataFrame({"uid": [1, 2], "sku": [42.0, None],
+                  "at": pd.to_datetime(["2024-01-05 00:00", "2024-01-05 01:00"])}
+                 ).to_parquet(tmp_path / "v.parquet")
+    m = {"edges": [{"rel": "VIEWED", "file": "v.parquet", "src": "uid", "dst": "sku",
+                    "ts": "at"}]}
+    data = load_tabular(m, base_dir=tmp_path, strict=False)
+    df = data.edges[0].data
+    assert df[["src", "dst"]].values.tolist() == [["1", "42"]]
+    assert df["ts"].tolist() == [D0105]
+    assert [(p.line, p.field) for p in data.problems] == [(2, "sku")]
+    assert data.name == tmp_path.name and data.files == [tmp_path / "v.parquet"]
+
+
+def test_create_missing(tmp_path: Path) -> None:
+    path = write_shop(tmp_path, views="uid,sku,at\nu9,00042,1\nu1,x1,2\nu9,x1,3\n")
+    text = path.read_text().replace('name = "myshop"', "create_missing = true")
+    path.write_text(text)
+    data = load_tabular(path)
+    extra = {nf.label: nf.data["id"].tolist() for nf in data.nodes[2:]}
+    assert extra == {"User": ["u9"], "Item": ["x1"]}
+    assert all((nf.data["_line"] == 0).all() for nf in data.nodes[2:])
+    assert data.name == tmp_path.name
+    # without it the unknown ends stay in the edges for ingest to check
+    assert len(load_tabular(write_shop(tmp_path, views="uid,sku,at\nu9,x1,1\n")).nodes) == 2
+
+
+def test_multiline_quoted_and_blank_lines_keep_line_numbers(tmp_path: Path) -> None:
+    items = 'sku,cat,unit_price\n"a","two\nlines",1\n\nb,c,oops\n'
+    data = load_tabular(write_shop(tmp_path, items=items), strict=False)
+    assert [(p.line, p.field) for p in data.problems] == [(5, "unit_price")]
+    assert data.nodes[0].data["_line"].tolist() == [2]
+
+
+def test_ragged_row(tmp_path: Path) -> None:
+    items = 'sku,cat,unit_price\na,"x\ny",1\nb,c,2,extra\nc,d,3\n'
+    with pytest.raises(IngestError) as e:
+        load_tabular(write_shop(tmp_path, items=items))
+    assert e.value.line == 4
+    data = load_tabular(write_shop(tmp_path, items=items), strict=False)
+    assert [p.line for p in data.problems] == [4]
+    assert data.nodes[0].data[["id", "_line"]].values.tolist() == [["a", 2], ["c", 5]]
+
+
+# each case: (file stem, bad text, line, field); the good rows must survive in skip mode
+BAD_ROWS = [
+    ("items", "sku,cat,unit_price\nk1,a,1\nk2,b,cheap\nk3,c,3\n", 3, "unit_price", "Item", 2),
+    ("items", "sku,cat,unit_price\nk1,a,1\n,b,2\nk3,c,3\n", 3, "sku", "Item", 2),
+    ("items", "sku,cat,unit_price\nk1,a,1\nk1,b,2\nk3,c,3\n", 3, "sku", "Item", 2),
+    ("users", "uid,opt_in,mens\nu1,yes,1\nu2,maybe,1\n", 3, "opt_in", "User", 1),
+    ("users", "uid,opt_in,mens\nu1,yes,1\nu2,no,1.5\n", 3, "mens", "User", 1),
+    ("orders", ORDERS + "o3,u1,7,yesterday,1,A\n", 4, "at", "PURCHASED", 2),
+    ("orders", ORDERS + "o3,u1,7,2024-01-05,1 EUR,A\n", 4, "amount", "PURCHASED", 2),
+    ("orders", ORDERS + "o2,u1,7,2024-01-05,1,A\n", 4, "line_id", "PURCHASED", 2),
+    ("orders", ORDERS + "o3,,7,2024-01-05,1,A\n", 4, "uid", "PURCHASED", 2),
+    ("orders", ORDERS + "o3,u1,,2024-01-05,1,A\n", 4, "sku", "PURCHASED", 2),
+    ("orders", ORDERS + ",u1,7,2024-01-05,1,A\n", 4, "line_id", "PURCHASED", 2),
+    ("views", VIEWS + "u1,00042,2024-01-04T12:00:00\n", 4, "uid", "VIEWED", 2),
+]
+
+
+@pytest.mark.parametrize("ext", ["csv", "parquet"])
+@pytest.mark.parametrize(("stem", "text", "line", "col", "typ", "kept"), BAD_ROWS)
+def test_bad_rows(tmp_path: Path, ext: str, stem: str, text: str, line: int, col: str,
+                  typ: str, kept: int) -> None:
+    path = write_shop(tmp_path, ext, **{stem: text})
+    row = line if ext == "csv" else line - 1
+    with pytest.raises(IngestError) as e:
+        load_tabular(path)
+    assert (e.value.file, e.value.line, e.value.field) == (
+        str(tmp_path / f"{stem}.{ext}"), row, col)
+    data = load_tabular(path, strict=False)
+    assert [(p.file, p.line, p.field) for p in data.problems] == [
+        (str(tmp_path / f"{stem}.{ext}"), row, col)]
+    frame = next(f for f in [*data.nodes, *data.edges] if getattr(f, "label", None) == typ
+                 or getattr(f, "rel", None) == typ)
+    assert len(frame.data) == kept and row not in frame.data["_line"].tolist()
+
+
+@pytest.mark.parametrize("text", ["", "sku,cat,unit_price\n"])
+def test_empty_file(tmp_path: Path, text: str) -> None:
+    path = write_shop(tmp_path, items=text)
+    with pytest.raises(IngestError) as e:
+        load_tabular(path)
+    assert (e.value.file, e.value.line, e.value.field) == (str(tmp_path / "items.csv"), 1, "sku")
+    data = load_tabular(path, strict=False)
+    assert [(p.line, p.field) for p in data.problems] == [(1, "sku")]
+    assert [nf.label for nf in data.nodes] == ["User"] and len(data.edges) == 2
+
+
+def test_empty_parquet(tmp_path: Path) -> None:
+    path = write_shop(tmp_path, "parquet")
+    pd.DataFrame({"sku": pd.Series([], dtype=str), "cat": [], "unit_price": []}).to_parquet(
+        tmp_path / "items.parquet")
+    with pytest.raises(IngestError, match="no data rows") as e:
+        load_tabular(path)
+    assert (e.value.line, e.value.field) == (1, "sku")
+
+
+@pytest.mark.parametrize("ext", ["csv", "parquet"])
+def test_missing_column(tmp_path: Path, ext: str) -> None:
+    path = write_shop(tmp_path, ext, items="sku,category,unit_price\na,b,1\n")
+    for strict in (True, False):
+        with pytest.raises(IngestError) as e:
+            load_tabular(path, strict=strict)
+        assert (e.value.file, e.value.line, e.value.field) == (
+            str(tmp_path / f"items.{ext}"), 1, "cat")
+
+
+@pytest.mark.parametrize(("edit", "fieldname", "match"), [
+    (('rel = "VIEWED"', 'rel = "LIKED"'), "edges[1].rel", "unknown rel 'LIKED'"),
+    (('label = "Item"', 'label = "Product"'), "nodes[0].label", "unknown label"),
+    (("category =", "colour ="), "nodes[0].properties.colour", "no property 'colour'"),
+    (('{ arm = "variant" }', '{ ts = "at" }'), "edges[0].properties.ts", "ts/value keys"),
+    (('dst = "sku"\neid', 'eid'), "edges[0].dst", "needs the key 'dst'"),
+    (('file = "views.csv"', 'file = "views.xlsx"'), "edges[1].file", "not one of"),
+    (('name = "myshop"', 'nmae = "x"'), "nmae", "unknown key"),
+])
+def test_bad_mapping_fails_before_reading(tmp_path: Path, edit: tuple[str, str],
+                                          fieldname: str, match: str,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_shop(tmp_path)
+    path.write_text(path.read_text().replace(*edit, 1))
+    monkeypatch.setattr(pd, "read_csv", lambda *a, **k: pytest.fail("a data file was read"))
+    with pytest.raises(IngestError, match=match) as e:
+        load_tabular(path, strict=False)
+    assert (e.value.file, e.value.field) == (str(path), fieldname)
+
+
+def test_mapping_from_dict(tmp_path: Path) -> None:
+    m = mapping_from_dict({"nodes": [{"label": "Item", "file": "i.csv", "id": "sku",
+                                      "properties": {"price": "p"}}]}, tmp_path)
+    assert m.tables[0].file == tmp_path / "i.csv" and m.tables[0].properties == {"price": "p"}
+    assert m.normalised == {"name": None, "create_missing": False, "edges": [], "nodes": [
+        {"label": "Item", "file": "i.csv", "id": "sku", "properties": {"price": "p"}}]}
+    for bad, fieldname in [({}, "nodes"), ({"create_missing": "yes"}, "create_missing"),
+                           ({"nodes": {"label": "Item"}}, "nodes"),
+                           ({"edges": [{"rel": "VIEWED", "file": "v.csv", "src": 1,
+                                        "dst": "d"}]}, "edges[0].src"),
+                           ({"nodes": [{"label": "IngestLog", "file": "i.csv", "id": "x"}]},
+                            "nodes[0].label")]:
+        with pytest.raises(IngestError) as e:
+            mapping_from_dict(bad, tmp_path)
+        assert e.value.field == fieldname and e.value.file is None
+
+
+def test_missing_data_file_and_bad_toml(tmp_path: Path) -> None:
+    path = write_shop(tmp_path)
+    (tmp_path / "views.csv").unlink()
+    with pytest.raises(IngestError, match="no such file") as e:
+        load_tabular(path, strict=False)
+    assert e.value.file == str(tmp_path / "views.csv")
+    path.write_text(textwrap.dedent("""\
+        name = "x"
+        [[nodes]
+        """))
+    with pytest.raises(IngestError, match="TOML") as e:
+        read_mapping(path)
+    assert e.value.line == 2
