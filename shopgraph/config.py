@@ -60,7 +60,8 @@ def load_db_config(workspace: str | Path, **overrides: str | None) -> DbConfig:
                               "SHOPGRAPH_PASSWORD or password_file instead")
         unknown = set(table) - known
         if unknown:
-            raise ConfigError(f"{path}: unknown [db] keys {sorted(unknown)}; known: {sorted(known)}")
+            raise ConfigError(f"{path}: unknown [db] keys {sorted(unknown)}; "
+                              f"known: {sorted(known)}")
         cfg = replace(cfg, **{k: str(v) for k, v in table.items()})
     env = {k: os.environ[v] for k, v in ENV.items() if os.environ.get(v)}
     cfg = replace(cfg, **env)

@@ -7,8 +7,14 @@ from typing import Annotated
 
 import typer
 
-from shopgraph.cli.options import (DEFAULT_WORKSPACE, DatabaseOpt, JsonOpt, UriOpt, UserOpt,
-                                   WorkspaceOpt)
+from shopgraph.cli.options import (
+    DEFAULT_WORKSPACE,
+    DatabaseOpt,
+    JsonOpt,
+    UriOpt,
+    UserOpt,
+    WorkspaceOpt,
+)
 from shopgraph.cli.output import err, out, print_json, print_summary, progress_bar
 from shopgraph.graphdb.formats import FORMATS, load
 from shopgraph.workspace import Workspace

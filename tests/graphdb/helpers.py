@@ -31,5 +31,6 @@ def source(tmp_path: Path, pairs: list[tuple[str, str]], name: str = "t", rel: s
     df = edges_frame(pairs, **edge_kw)
     nodes: list[NodeFrame] = []
     if with_nodes:
-        nodes = [nodes_from_ids("User", df["src"], str(f)), nodes_from_ids("Item", df["dst"], str(f))]
+        nodes = [nodes_from_ids("User", df["src"], str(f)),
+                 nodes_from_ids("Item", df["dst"], str(f))]
     return SourceData(name, [f], nodes=nodes, edges=[EdgeFrame(rel, df, str(f))])

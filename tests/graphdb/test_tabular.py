@@ -238,7 +238,7 @@ def test_bad_mapping_fails_before_reading(tmp_path: Path, edit: tuple[str, str],
 def test_mapping_from_dict(tmp_path: Path) -> None:
     m = mapping_from_dict({"nodes": [{"label": "Item", "file": "i.csv", "id": "sku",
                                       "properties": {"price": "p"}}]}, tmp_path)
-    assert m.tables[0].file == tmp_path / "i.csv" and m.tables[0].properties == {"price": "p"}
+    assert m.tables[0].file == tmp_path / "i.csv" and m.tables[0].columns == {"id": "sku", "price": "p"}
     assert m.normalised == {"name": None, "create_missing": False, "edges": [], "nodes": [
         {"label": "Item", "file": "i.csv", "id": "sku", "properties": {"price": "p"}}]}
     for bad, fieldname in [({}, "nodes"), ({"create_missing": "yes"}, "create_missing"),

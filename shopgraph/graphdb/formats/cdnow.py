@@ -25,12 +25,13 @@ import pandas as pd
 from shopgraph.errors import IngestError
 from shopgraph.graphdb.formats.common import (
     RowSink,
+    check_width,
     nodes_from_ids,
     numeric_column,
+    read_fields,
     require_columns,
     require_file,
 )
-from shopgraph.graphdb.formats.ratings import check_width, read_fields
 from shopgraph.graphdb.frames import EdgeFrame, NodeFrame, SourceData
 
 MASTER = ("customer_id", "date", "number_of_cds", "dollar_value")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -80,3 +83,72 @@ def numeric_column(df: pd.DataFrame, col: str, sink: RowSink, kind: str = "float
     df = df.copy()
     df[col] = num.astype("Int64") if kind == "int" else num.astype("float64")
     return df
+
+
+def read_fields(p: Path) -> pd.DataFrame:
+    """Split a whitespace-separated text file into string fields, without per-line Python.
+
+    Returns one row per non-blank line: columns ``0 .. k-1`` (``None`` past the end of a short
+    line), ``_line`` (1-based physical line) and ``_n`` (number of fields on the line).
+    """
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise IngestError(f"not UTF-8 text ({exc.reason} at byte {exc.start})",
+                          file=str(p)) from exc
+    lines = pd.Series(text.split("\n"), dtype=object)
+    fields = lines.str.split(expand=True)
+    if fields.shape[1] == 0:
+        fields = pd.DataFrame(index=lines.index)
+    fields["_n"] = fields.notna().sum(axis=1).astype(np.int64)
+    fields["_line"] = np.arange(1, len(lines) + 1, dtype=np.int64)
+    return fields.loc[fields["_n"] > 0]
+
+
+def check_width(df: pd.DataFrame, names: Sequence[str], sink: RowSink) -> pd.DataFrame:
+    """Report lines whose field count is not ``len(names)``; return the rest, columns named.
+
+    A short line is blamed on its first missing field, a long one on the last expected field.
+    """
+    k = len(names)
+    bad = df["_n"] != k
+    if bad.any():
+        rows = df.loc[bad, ["_line", "_n"]].to_numpy()
+        for line, n in rows[: 1 if sink.strict else None]:
+            sink.bad(int(line), names[n] if n < k else names[-1],
+                     f"expected {k} fields ({' '.join(names)}), got {n}")
+        df = df.loc[~bad]
+    out = df.reindex(columns=list(range(k)))
+    out.columns = list(names)
+    out["_line"] = df["_line"].to_numpy()
+    return out
+
+
+_SKIPPED = re.compile(r"Skipping line (\d+): expected \d+ fields, saw (\d+)")
+
+
+def read_csv_rows(p: Path, columns: Sequence[str], sink: RowSink) -> pd.DataFrame:
+    """Read a CSV with a header as stripped strings, check ``columns``, add ``_line``.
+
+    ``_line`` is the physical line (header = 1). A line with too many fields is a bad row (blamed
+    on the last column); blank lines are dropped. Other columns are ignored.
+    """
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            df = pd.read_csv(p, dtype=str, keep_default_na=False, skip_blank_lines=False,
+                             encoding="utf-8", on_bad_lines="warn")
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise IngestError(f"cannot parse as CSV: {exc}", file=str(p)) from exc
+    except pd.errors.EmptyDataError as exc:
+        raise IngestError("no header line; nothing to ingest", file=str(p)) from exc
+    df.columns = [str(c).strip() for c in df.columns]
+    require_columns(df, columns, str(p))
+    skipped = [(int(m[1]), m[2]) for w in caught for m in _SKIPPED.finditer(str(w.message))]
+    for line, saw in skipped:
+        sink.bad(line, df.columns[-1], f"expected {len(df.columns)} fields, got {saw}")
+    lines = np.arange(2, len(df) + len(skipped) + 2, dtype=np.int64)
+    df = df[list(columns)].apply(lambda col: col.str.strip())
+    df["_line"] = lines[~np.isin(lines, [line for line, _ in skipped])]
+    blank = (df[list(columns)] == "").all(axis=1)
+    return df.loc[~blank]

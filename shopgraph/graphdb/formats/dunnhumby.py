@@ -30,8 +30,13 @@ import numpy as np
 import pandas as pd
 
 from shopgraph.errors import IngestError
-from shopgraph.graphdb.formats.common import RowSink, nodes_from_ids, numeric_column, require_file
-from shopgraph.graphdb.formats.hillstrom import read_csv_rows
+from shopgraph.graphdb.formats.common import (
+    RowSink,
+    nodes_from_ids,
+    numeric_column,
+    read_csv_rows,
+    require_file,
+)
 from shopgraph.graphdb.frames import EdgeFrame, NodeFrame, SourceData
 
 FILES = {

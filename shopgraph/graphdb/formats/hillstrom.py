@@ -18,51 +18,19 @@ has no times, so ``ts`` is missing.
 
 from __future__ import annotations
 
-import re
-import warnings
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from shopgraph.errors import IngestError
-from shopgraph.graphdb.formats.common import RowSink, numeric_column, require_columns, require_file
+from shopgraph.graphdb.formats.common import RowSink, numeric_column, read_csv_rows, require_file
 from shopgraph.graphdb.frames import EdgeFrame, NodeFrame, SourceData
 
 COLUMNS = ("recency", "history_segment", "history", "mens", "womens", "zip_code", "newbie",
            "channel", "segment", "visit", "conversion", "spend")
 ARMS = {"Mens E-Mail": "mens", "Womens E-Mail": "womens"}
 CONTROL = "No E-Mail"
-_SKIPPED = re.compile(r"Skipping line (\d+): expected \d+ fields, saw (\d+)")
 FLAGS = ("mens", "womens", "newbie", "visit", "conversion")
-
-
-def read_csv_rows(p: Path, columns: Sequence[str], sink: RowSink) -> pd.DataFrame:
-    """Read a CSV with a header as stripped strings, check ``columns``, add ``_line``.
-
-    ``_line`` is the physical line (header = 1). A line with too many fields is a bad row (blamed
-    on the last column); blank lines are dropped. Other columns are ignored.
-    """
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", pd.errors.ParserWarning)
-            df = pd.read_csv(p, dtype=str, keep_default_na=False, skip_blank_lines=False,
-                             encoding="utf-8", on_bad_lines="warn")
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise IngestError(f"cannot parse as CSV: {exc}", file=str(p)) from exc
-    except pd.errors.EmptyDataError as exc:
-        raise IngestError("no header line; nothing to ingest", file=str(p)) from exc
-    df.columns = [str(c).strip() for c in df.columns]
-    require_columns(df, columns, str(p))
-    skipped = [(int(m[1]), m[2]) for w in caught for m in _SKIPPED.finditer(str(w.message))]
-    for line, saw in skipped:
-        sink.bad(line, df.columns[-1], f"expected {len(df.columns)} fields, got {saw}")
-    lines = np.arange(2, len(df) + len(skipped) + 2, dtype=np.int64)
-    df = df[list(columns)].apply(lambda col: col.str.strip())
-    df["_line"] = lines[~np.isin(lines, [line for line, _ in skipped])]
-    blank = (df[list(columns)] == "").all(axis=1)
-    return df.loc[~blank]
 
 
 def _edges(df: pd.DataFrame, mask: pd.Series, dst: pd.Series | str, kind: str, cid: str,

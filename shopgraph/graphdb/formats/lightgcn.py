@@ -62,7 +62,8 @@ def load_lightgcn(path: str | Path, *, strict: bool = True, rel: str = "INTERACT
     df["value"] = np.nan
     data = SourceData(name or p.parent.name, [p], problems=sink.problems,
                       options={"format": "lightgcn", "rel": rel})
-    data.nodes = [nodes_from_ids("User", df["src"], str(p)), nodes_from_ids("Item", df["dst"], str(p))]
+    data.nodes = [nodes_from_ids("User", df["src"], str(p)),
+                  nodes_from_ids("Item", df["dst"], str(p))]
     data.edges = [EdgeFrame(rel, df.reset_index(drop=True), str(p))]
     data.validate()
     return data

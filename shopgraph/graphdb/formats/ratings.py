@@ -10,62 +10,23 @@ bad row. Blank lines are ignored; line numbers in problems are the file's physic
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from shopgraph.errors import IngestError
 from shopgraph.graphdb import schema
 from shopgraph.graphdb.formats.common import (
     RowSink,
+    check_width,
     nodes_from_ids,
     numeric_column,
+    read_fields,
     require_file,
 )
 from shopgraph.graphdb.frames import EdgeFrame, SourceData
 
 FIELDS = ("user", "item", "rating")
-
-
-def read_fields(p: Path) -> pd.DataFrame:
-    """Split a whitespace-separated text file into string fields, without per-line Python.
-
-    Returns one row per non-blank line: columns ``0 .. k-1`` (``None`` past the end of a short
-    line), ``_line`` (1-based physical line) and ``_n`` (number of fields on the line).
-    """
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise IngestError(f"not UTF-8 text ({exc.reason} at byte {exc.start})",
-                          file=str(p)) from exc
-    lines = pd.Series(text.split("\n"), dtype=object)
-    fields = lines.str.split(expand=True)
-    if fields.shape[1] == 0:
-        fields = pd.DataFrame(index=lines.index)
-    fields["_n"] = fields.notna().sum(axis=1).astype(np.int64)
-    fields["_line"] = np.arange(1, len(lines) + 1, dtype=np.int64)
-    return fields.loc[fields["_n"] > 0]
-
-
-def check_width(df: pd.DataFrame, names: Sequence[str], sink: RowSink) -> pd.DataFrame:
-    """Report lines whose field count is not ``len(names)``; return the rest, columns named.
-
-    A short line is blamed on its first missing field, a long one on the last expected field.
-    """
-    k = len(names)
-    bad = df["_n"] != k
-    if bad.any():
-        rows = df.loc[bad, ["_line", "_n"]].to_numpy()
-        for line, n in rows[: 1 if sink.strict else None]:
-            sink.bad(int(line), names[n] if n < k else names[-1],
-                     f"expected {k} fields ({' '.join(names)}), got {n}")
-        df = df.loc[~bad]
-    out = df.reindex(columns=list(range(k)))
-    out.columns = list(names)
-    out["_line"] = df["_line"].to_numpy()
-    return out
 
 
 def load_ratings(path: str | Path, *, strict: bool = True, rel: str = "RATED",

@@ -1,29 +1,27 @@
 """CSV and Parquet tables with a declared column mapping (a TOML file or a dict).
 
-File paths in a mapping are relative to the mapping file (or to ``base_dir`` for a dict)::
+File paths are relative to the mapping file (or to ``base_dir`` for a dict)::
 
-    name = "myshop"              # optional; default: the mapping's folder name
-    create_missing = false       # optional: add id-only nodes for edge ends no table has
+    name = "myshop"            # optional; default: the mapping's folder name
+    create_missing = false     # optional: add id-only nodes for edge ends no table has
     [[nodes]]
-    label = "Item"               # a label of schema.NODE_PROPERTIES
-    file = "items.csv"           # .csv, .csv.gz, .parquet or .pq
-    id = "sku"                   # the id column
+    label = "Item"             # a label of schema.NODE_PROPERTIES
+    file = "items.csv"         # .csv, .csv.gz, .parquet or .pq
+    id = "sku"
     properties = { category = "cat", price = "unit_price" }   # property -> column
     [[edges]]
-    rel = "PURCHASED"            # a type of schema.RELATIONSHIPS (it implies the end labels)
+    rel = "PURCHASED"          # a type of schema.RELATIONSHIPS (it implies the end labels)
     file = "orders.parquet"
-    src = "customer_id"          # start ids; dst = end ids
+    src = "customer_id"
     dst = "sku"
-    eid = "order_line"           # optional event id column
-    ts = "ordered_at"            # optional: epoch seconds or ISO-8601 (naive = UTC)
-    value = "amount"             # optional number
-    properties = { arm = "variant" }   # optional: arm, run_id
+    eid = "order_line"         # optional; ts, value and properties (arm, run_id) are too
+    ts = "ordered_at"          # epoch seconds or ISO-8601 (naive = UTC)
+    value = "amount"
 
-Ids are kept as written (``"00042"`` stays so; Parquet integers become decimal text). Without
-``eid`` the event id is ``"<rel>:"`` + SHA-256(src, dst, ts, value)[:20], so identical rows are
-one event: a repeat is a duplicate (strict: error; else skipped and reported). ``_line`` is the
-CSV line (header = 1, quoted line breaks counted) or the 1-based Parquet row. Edge ends absent
-from the node tables are no error here: ingest checks them against the graph.
+Ids are kept as written ("00042" stays so). Without ``eid`` the event id is ``"<rel>:"`` +
+sha256(src, dst, ts, value)[:20], so identical rows are one event and a repeat is a duplicate
+(strict: error; else skipped, reported). ``_line`` is the CSV line (header = 1) or the 1-based
+Parquet row. Edge ends absent from the node tables are checked by ingest, not here.
 """
 
 from __future__ import annotations
@@ -43,10 +41,11 @@ from pandas.api.types import is_numeric_dtype as is_num
 
 from shopgraph.errors import IngestError
 from shopgraph.graphdb import schema
-from shopgraph.graphdb.formats.common import RowSink, nodes_from_ids, require_columns
-from shopgraph.graphdb.frames import EdgeFrame, NodeFrame, SourceData
+from shopgraph.graphdb.formats.common import RowSink, nodes_from_ids, require_columns, require_file
+from shopgraph.graphdb.frames import EDGE_COLUMNS, EdgeFrame, NodeFrame, SourceData
 
-SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+_CSV_EXT = (".csv", ".csv.gz")
+SUFFIXES = (*_CSV_EXT, ".parquet", ".pq")
 _KEYS = {"nodes": ("label", "file", "id", "properties"),
          "edges": ("rel", "file", "src", "dst", "eid", "ts", "value", "properties")}
 _REQUIRED = ("id", "src", "dst")
@@ -58,14 +57,21 @@ _CSV = {"dtype": str, "keep_default_na": False, "na_values": [""], "encoding": "
 
 @dataclass(frozen=True)
 class Table:
-    """One table: kind, label/type, file, role -> column, property -> column, place in mapping."""
+    """One table: kind, label/type, file, target (id/src/.../property) -> column, place."""
 
     kind: str
     type: str
     file: Path
     columns: dict[str, str]
-    properties: dict[str, str]
     where: str
+
+    def convert_to(self, target: str) -> Any:
+        """The type ``target`` is converted to: "id", "ts" or a Python type."""
+        if target in ("id", "src", "dst", "eid", "ts"):
+            return "id" if target != "ts" else "ts"
+        if self.kind == "nodes":
+            return schema.NODE_PROPERTIES[self.type][target]
+        return float if target == "value" else _EDGE_PROPS[target]
 
 
 @dataclass(frozen=True)
@@ -135,7 +141,7 @@ def mapping_from_dict(d: dict[str, Any], base_dir: str | Path,
                 need(p in known, f"{where}.properties.{p}",
                      f"{typ} has no property {p!r}{hint}; allowed: {', '.join(known)}")
                 text(props, p, f"{where}.properties")
-            tables.append(Table(kind, typ, Path(base_dir) / file, cols, dict(props), where))
+            tables.append(Table(kind, typ, Path(base_dir) / file, {**cols, **props}, where))
             norm[kind].append({tkey: typ, "file": Path(file).as_posix(), **cols,
                                "properties": dict(sorted(props.items()))})
     need(tables, "nodes", "the mapping declares no [[nodes]] or [[edges]] tables")
@@ -144,9 +150,7 @@ def mapping_from_dict(d: dict[str, Any], base_dir: str | Path,
 
 def read_mapping(path: str | Path) -> Mapping:
     """Read and validate a TOML mapping file; paths in it are relative to its folder."""
-    p = Path(path)
-    if not p.is_file():
-        raise IngestError("no such mapping file; check the path", file=str(p))
+    p = require_file(path)
     try:
         d = tomllib.loads(p.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
@@ -167,12 +171,10 @@ def load_tabular(mapping: str | Path | dict[str, Any] | Mapping, *, strict: bool
         name: the source's name (default: the mapping's ``name``, else its folder's name).
 
     Returns:
-        Validated frames; ``files`` is the mapping file and the data files, and
-        ``options["mapping"]`` the normalised mapping.
+        Validated frames; ``files``: the mapping and data files; ``options["mapping"]``.
 
     Raises:
-        IngestError: a bad mapping, a missing file or column (in either mode), or in strict
-            mode the first bad row.
+        IngestError: a bad mapping, missing file or column (any mode); strict: a bad row.
     """
     if isinstance(mapping, dict):
         mapping = mapping_from_dict(mapping, Path(base_dir or "."))
@@ -183,8 +185,7 @@ def load_tabular(mapping: str | Path | dict[str, Any] | Mapping, *, strict: bool
             raise IngestError(f"no such file (from {t.where}.file); check the mapping",
                               file=str(t.file))
         if t.file.stat().st_size:
-            require_columns(_header(t.file), [*t.columns.values(), *t.properties.values()],
-                            str(t.file))
+            require_columns(_header(t.file), list(t.columns.values()), str(t.file))
     src = mapping.source
     folder = src.resolve().parent if src else Path(base_dir or ".").resolve()
     data = SourceData(name or mapping.name or folder.name,
@@ -192,11 +193,11 @@ def load_tabular(mapping: str | Path | dict[str, Any] | Mapping, *, strict: bool
                       options={"format": "tabular", "mapping": mapping.normalised})
     for t in mapping.tables:
         sink = RowSink(t.file, strict)
-        df = _read(t.file, sink, t.columns["id" if t.kind == "nodes" else "src"])
+        df = _read(t.file, sink, next(iter(t.columns.values())))
         if df is not None and t.kind == "nodes":
-            data.nodes.append(NodeFrame(t.type, _node_table(t, df, sink), str(t.file)))
+            data.nodes.append(NodeFrame(t.type, _frame(t, df, sink), str(t.file)))
         elif df is not None:
-            data.edges.append(EdgeFrame(t.type, _edge_table(t, df, sink), str(t.file)))
+            data.edges.append(EdgeFrame(t.type, _frame(t, df, sink), str(t.file)))
         data.problems += sink.problems
     if mapping.create_missing:
         _add_missing(data, str(src or ""))
@@ -204,13 +205,9 @@ def load_tabular(mapping: str | Path | dict[str, Any] | Mapping, *, strict: bool
     return data
 
 
-def _is_csv(path: Path) -> bool:
-    return path.name.lower().endswith((".csv", ".csv.gz"))
-
-
 def _header(path: Path) -> pd.DataFrame:
     try:
-        if _is_csv(path):
+        if path.name.lower().endswith(_CSV_EXT):
             return pd.read_csv(path, nrows=0, **_CSV)
         return pd.DataFrame(columns=pq.read_schema(path).names)
     except (ValueError, OSError, UnicodeDecodeError) as e:
@@ -220,26 +217,22 @@ def _header(path: Path) -> pd.DataFrame:
 def _read(path: Path, sink: RowSink, key: str) -> pd.DataFrame | None:
     """The file's rows with ``_line``, or None (reported) when it has no data rows."""
     df = None
-    if path.stat().st_size and not _is_csv(path):
+    if path.stat().st_size and not path.name.lower().endswith(_CSV_EXT):
         df = pd.read_parquet(path)
         df["_line"] = np.arange(1, len(df) + 1, dtype=np.int64)
     elif path.stat().st_size:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", pd.errors.ParserWarning)
             df = pd.read_csv(path, skip_blank_lines=False, on_bad_lines="warn", **_CSV)
-        # pandas numbers records, not lines: count the records it skipped, then line breaks
-        skipped = np.array(sorted({int(m.group(1)) for w in caught
-                                   for m in re.finditer(r"line (\d+)", str(w.message))}), np.int64)
-        rec = base = np.arange(2, len(df) + 2, dtype=np.int64)
-        while not np.array_equal(nxt := base + np.searchsorted(skipped, rec, "right"), rec):
-            rec = nxt
-        nl = sum((df[c].str.count("\n").fillna(0).to_numpy(np.int64) for c in df.columns),
-                 np.zeros(len(df), np.int64))
-        before = np.cumsum(nl) - nl
-        df["_line"] = rec + before
+        # pandas numbers records, not lines: skip the records it dropped, add line breaks
+        skipped = sorted({int(m.group(1)) for w in caught
+                          for m in re.finditer(r"line (\d+)", str(w.message))})
+        rec = np.setdiff1d(np.arange(2, len(df) + len(skipped) + 2), skipped).astype(np.int64)
+        nl = sum(df[c].str.count("\n").fillna(0) for c in df.columns).to_numpy(np.int64)
+        cum = np.concatenate([[0], np.cumsum(nl)])
+        df["_line"] = rec + cum[:-1]
         for r in skipped:
-            k = np.searchsorted(rec, r)
-            sink.bad(int(r + (before[k - 1] + nl[k - 1] if k else 0)), "",
+            sink.bad(int(r + cum[np.searchsorted(rec, r)]), "",
                      f"wrong number of fields; the header has {len(df.columns) - 1}")
         df = df.loc[~df.drop(columns="_line").isna().all(axis=1)]  # blank lines
     if df is None or df.empty:
@@ -250,11 +243,10 @@ def _read(path: Path, sink: RowSink, key: str) -> pd.DataFrame | None:
 
 def _text(s: pd.Series) -> pd.Series:
     """Values as text, missing kept; integral floats (Parquet ints with nulls) without ``.0``."""
-    if pd.api.types.is_float_dtype(s):
-        fin = s.dropna()
-        if bool(np.isfinite(fin).all()) and bool((fin == np.floor(fin)).all()):
-            s = s.astype("Int64")
-    return s.astype("string")
+    fin = s.dropna()
+    integral = pd.api.types.is_float_dtype(s) and bool((fin == np.floor(fin)).all()
+                                                       and np.isfinite(fin).all())
+    return (s.astype("Int64") if integral else s).astype("string")
 
 
 def _convert(out: pd.DataFrame, raw: pd.DataFrame, target: str, col: str, kind: Any,
@@ -311,26 +303,19 @@ def _drop_dups(out: pd.DataFrame, key: str, sink: RowSink, col: str, what: str) 
     return out.loc[~dup]
 
 
-def _node_table(t: Table, df: pd.DataFrame, sink: RowSink) -> pd.DataFrame:
-    out = _convert(df[["_line"]], df, "id", t.columns["id"], "id", sink, f"{t.type} id")
-    for prop, col in t.properties.items():
-        out = _convert(out, df, prop, col, schema.NODE_PROPERTIES[t.type][prop], sink,
-                       f"{t.type}.{prop}")
-    out = _drop_dups(out, "id", sink, t.columns["id"], f"{t.type} id")
-    return out[["id", *t.properties, "_line"]].reset_index(drop=True)
-
-
-def _edge_table(t: Table, df: pd.DataFrame, sink: RowSink) -> pd.DataFrame:
+def _frame(t: Table, df: pd.DataFrame, sink: RowSink) -> pd.DataFrame:
+    """Convert and check one table's rows into a node or edge frame."""
     out, c = df[["_line"]], t.columns
-    for role in ("src", "dst", "eid"):
-        if role in c:
-            out = _convert(out, df, role, c[role], "id", sink, f"{t.type} {role}")
-    out = (_convert(out, df, "ts", c["ts"], "ts", sink, "ts") if "ts" in c
-           else out.assign(ts=pd.array([pd.NA] * len(out), dtype="Int64")))
-    out = (_convert(out, df, "value", c["value"], float, sink, "value") if "value" in c
-           else out.assign(value=np.nan))
-    for prop, col in t.properties.items():
-        out = _convert(out, df, prop, col, _EDGE_PROPS[prop], sink, prop)
+    for target, col in c.items():
+        out = _convert(out, df, target, col, t.convert_to(target), sink, f"{t.type} {target}")
+    props = [k for k in c if k not in ("id", *EDGE_COLUMNS)]
+    if t.kind == "nodes":
+        out = _drop_dups(out, "id", sink, c["id"], f"{t.type} id")
+        return out[["id", *props, "_line"]].reset_index(drop=True)
+    if "ts" not in c:
+        out = out.assign(ts=pd.array([pd.NA] * len(out), dtype="Int64"))
+    if "value" not in c:
+        out = out.assign(value=np.nan)
     if "eid" in c:
         out = _drop_dups(out, "eid", sink, c["eid"], f"{t.type} event id")
     else:
@@ -340,19 +325,14 @@ def _edge_table(t: Table, df: pd.DataFrame, sink: RowSink) -> pd.DataFrame:
                               for k in keys])
         out = _drop_dups(out, "eid", sink, c["src"], f"{t.type} event (a row with the same "
                          f"{c['src']}, {c['dst']}, ts and value is the same event), derived id")
-    return out[["src", "dst", "eid", "ts", "value", *t.properties, "_line"]].reset_index(drop=True)
+    return out[[*EDGE_COLUMNS, *props, "_line"]].reset_index(drop=True)
 
 
 def _add_missing(data: SourceData, file: str) -> None:
     """Add id-only node frames for edge ends that no node table of this source has."""
-    known: dict[str, set[str]] = {}
-    for nf in data.nodes:
-        known.setdefault(nf.label, set()).update(nf.data["id"])
-    refs: dict[str, list[pd.Series]] = {}
-    for ef in data.edges:
-        refs.setdefault(ef.src_label, []).append(ef.data["src"])
-        refs.setdefault(ef.dst_label, []).append(ef.data["dst"])
-    for label, parts in refs.items():
-        ids = pd.Series(pd.unique(pd.concat(parts, ignore_index=True)), dtype=str)
-        if len(ids := ids[~ids.isin(known.get(label, set()))]):
+    for label in dict.fromkeys(lab for ef in data.edges for lab in (ef.src_label, ef.dst_label)):
+        known = [nf.data["id"] for nf in data.nodes if nf.label == label]
+        ids = pd.concat([ef.data[end] for ef in data.edges for end in ("src", "dst")
+                         if getattr(ef, f"{end}_label") == label], ignore_index=True)
+        if len(ids := ids[~ids.isin(pd.concat(known) if known else [])]):
             data.nodes.append(nodes_from_ids(label, ids, file))
