@@ -1,0 +1,93 @@
+"""The CLI end to end: its own embedded server, real files, JSON output equal to the API's."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from shopgraph.cli.main import app
+from shopgraph.graphdb.export import Interactions
+from shopgraph.workspace import Workspace
+
+runner = CliRunner()
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed entry point, with its error boundary, in a subprocess."""
+    return subprocess.run([sys.executable, "-c", "from shopgraph.cli.main import run; run()",
+                           *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+def test_help_explains_every_command() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("ingest", "export", "summary", "demo", "db"):
+        assert command in result.output
+    ingest_help = runner.invoke(app, ["ingest", "--help"], env={"COLUMNS": "200"}).output
+    assert "--skip-bad" in ingest_help and "lightgcn" in ingest_help
+
+
+def test_missing_file_is_a_one_line_error(tmp_path: Path) -> None:
+    result = cli("ingest", "lightgcn", str(tmp_path / "nope.txt"), "-w", str(tmp_path / "ws"))
+    assert result.returncode == 1
+    assert "no such file" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "ws" / "graphdb" / "server.pid").exists()  # failed before starting
+
+
+def test_malformed_line_names_file_line_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_text("0 1 2\n1 3 x4\n")
+    result = cli("ingest", "lightgcn", str(bad), "-w", str(tmp_path / "ws"))
+    assert result.returncode == 1
+    assert f"file {bad}, line 2, field 'item[2]'" in result.stderr
+
+
+def test_server_lifecycle_ingest_summary_export(tmp_path: Path, shared_data: Path) -> None:
+    ws_dir = str(tmp_path / "ws")
+    status = runner.invoke(app, ["db", "status", "-w", ws_dir])
+    assert status.exit_code == 3
+    assert runner.invoke(app, ["db", "start", "-w", ws_dir]).exit_code == 0
+    try:
+        again = cli("db", "start", "-w", ws_dir)
+        assert again.returncode == 1 and "already running" in again.stderr
+        result = runner.invoke(app, ["ingest", "lightgcn", str(shared_data / "lastfm/train.txt"),
+                                     "-w", ws_dir, "--json"])
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.stdout[result.stdout.index("{"):])
+        assert summary["relationships"] == {"INTERACTED": 64_315}
+        rerun = runner.invoke(app, ["ingest", "lightgcn", str(shared_data / "lastfm/train.txt"),
+                                    "-w", ws_dir, "--json"])
+        assert json.loads(rerun.stdout[rerun.stdout.index("{"):])["relationships"] == {}
+        counts = runner.invoke(app, ["summary", "-w", ws_dir, "--json"])
+        with Workspace(ws_dir) as ws:
+            assert json.loads(counts.stdout) == ws.summary()
+        out = tmp_path / "x.npz"
+        assert runner.invoke(app, ["export", "-w", ws_dir, "--out", str(out)]).exit_code == 0
+        assert len(Interactions.load(out)) == 64_315
+    finally:
+        assert runner.invoke(app, ["db", "stop", "-w", ws_dir]).exit_code == 0
+    assert runner.invoke(app, ["db", "status", "-w", ws_dir]).exit_code == 3
+
+
+def test_config_refuses_a_password(tmp_path: Path) -> None:
+    (tmp_path / "shopgraph.toml").write_text('[db]\nuri = "bolt://x"\npassword = "s3cret"\n')
+    result = cli("summary", "-w", str(tmp_path))
+    assert result.returncode == 1 and "never store the password" in result.stderr
+    assert "s3cret" not in result.stderr
+
+
+def test_remote_server_down_says_what_to_do(tmp_path: Path) -> None:
+    secret = "Zq9-not-to-be-printed"
+    result = subprocess.run(
+        [sys.executable, "-c", "from shopgraph.cli.main import run; run()", "summary",
+         "-w", str(tmp_path)], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "SHOPGRAPH_URI": "bolt://127.0.0.1:9", "SHOPGRAPH_PASSWORD": secret})
+    assert result.returncode == 1
+    assert "cannot reach the graph server at bolt://127.0.0.1:9" in result.stderr
+    assert secret not in result.stderr + result.stdout
