@@ -160,3 +160,38 @@ def test_server_stopped_mid_ingest_then_resume(tmp_path: Path) -> None:
 def test_unreachable_server_says_what_to_do() -> None:
     with pytest.raises(GraphStoreError, match="cannot reach the graph server"):
         GraphStore("bolt://127.0.0.1:9", "root", "x", "nope")
+
+
+@pytest.mark.parametrize("fmt, rel_path", [
+    ("hillstrom", "hillstrom/hillstrom.csv"),
+    ("cdnow", "cdnow/CDNOW_master.txt"),
+    ("dunnhumby", "dunnhumby_complete_journey"),
+    ("ratings", "amazon-sports/valid.txt"),
+])
+def test_real_formats_land_in_the_graph_exactly(store: GraphStore, shared_data: Path,
+                                                fmt: str, rel_path: str) -> None:
+    from shopgraph.graphdb.formats import load
+
+    data = load(fmt, shared_data / rel_path)
+    expected_rels: dict[str, int] = {}
+    for ef in data.edges:
+        expected_rels[ef.rel] = expected_rels.get(ef.rel, 0) + len(ef.data)
+    expected_nodes: dict[str, set[str]] = {}
+    for nf in data.nodes:
+        expected_nodes.setdefault(nf.label, set()).update(nf.data["id"])
+    s = ingest(store, data)
+    assert s.relationships == expected_rels
+    assert store.summary() == {"nodes": {k: len(v) for k, v in expected_nodes.items()},
+                               "relationships": expected_rels}
+    assert ingest(store, data).relationships_written == 0
+
+
+def test_export_to_torch_edge_index(store: GraphStore, tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    ingest(store, source(tmp_path, PAIRS))
+    x = export_interactions(store, ["PURCHASED"])
+    ei = x.edge_index()
+    assert ei.dtype == torch.int64 and tuple(ei.shape) == (2, len(PAIRS))
+    x.save(tmp_path / "x.npz")
+    y = type(x).load(tmp_path / "x.npz")
+    assert np.array_equal(y.users, x.users) and y.rel_types == ("PURCHASED",)
