@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
 import textwrap
 from pathlib import Path
 
@@ -61,7 +64,7 @@ def write_shop(tmp: Path, ext: str = "csv", **overrides: str) -> Path:
         if ext == "csv":
             (tmp / f"{stem}.csv").write_text(text)
         else:
-            pd.read_csv(pd.io.common.StringIO(text), dtype=str).to_parquet(tmp / f"{stem}.parquet")
+            pd.read_csv(io.StringIO(text), dtype=str).to_parquet(tmp / f"{stem}.parquet")
     (tmp / "mapping.toml").write_text(MAPPING.format(ext=ext))
     return tmp / "mapping.toml"
 
@@ -87,14 +90,16 @@ def test_round_trip(tmp_path: Path, ext: str) -> None:
     assert users["mens"].tolist()[0] == 1 and pd.isna(users["mens"].iloc[1])
     buys, views = data.edges
     assert (buys.rel, buys.src_label, buys.dst_label) == ("PURCHASED", "User", "Item")
-    assert buys.data[["src", "dst", "eid", "arm"]].values.tolist() == [
-        ["u1", "00042", "o1", "A"], ["u2", "7", "o2", "B"]]
-    assert buys.data["ts"].tolist() == [D0105, D0105 + 8 * 3600]
-    assert buys.data["value"].tolist() == [19.5, 5.0]
+    pd.testing.assert_frame_equal(buys.data, pd.DataFrame(
+        {"src": ["u1", "u2"], "dst": ["00042", "7"], "eid": ["o1", "o2"],
+         "ts": pd.array([D0105, D0105 + 8 * 3600], dtype="Int64"), "value": [19.5, 5.0],
+         "arm": ["A", "B"], "_line": np.array([2, 3] if ext == "csv" else [1, 2], np.int64)}),
+        check_dtype=False)
     assert str(buys.data["ts"].dtype) == "Int64" and buys.data["value"].dtype == np.float64
     assert views.data["ts"].tolist() == [D0105 - 12 * 3600, 1704370000]
     assert views.data["value"].isna().all()
-    assert all(e.startswith("VIEWED:") and len(e) == 27 for e in views.data["eid"])
+    key = "\x1f".join(["u1", "00042", str(D0105 - 12 * 3600), ""])  # value missing
+    assert views.data["eid"][0] == "VIEWED:" + hashlib.sha256(key.encode()).hexdigest()[:20]
     assert views.data["eid"].nunique() == 2
 
 
@@ -118,6 +123,34 @@ def test_parquet_int_ids_and_datetimes(tmp_path: Path) -> None:
     assert df["ts"].tolist() == [D0105]
     assert [(p.line, p.field) for p in data.problems] == [(2, "sku")]
     assert data.name == tmp_path.name and data.files == [tmp_path / "v.parquet"]
+
+
+def test_csv_gz_bom_crlf_and_null_tokens(tmp_path: Path) -> None:
+    text = "\ufeffsku,cat,unit_price\r\nNA,NA,NA\r\n002,,null\r\n003,x,1.5\r\n"
+    (tmp_path / "i.csv.gz").write_bytes(gzip.compress(text.encode()))
+    m = {"nodes": [{"label": "Item", "file": "i.csv.gz", "id": "sku",
+                    "properties": {"category": "cat", "price": "unit_price"}}]}
+    df = load_tabular(m, base_dir=tmp_path).nodes[0].data
+    assert df["id"].tolist() == ["NA", "002", "003"]  # ids and text are kept as written
+    assert df["category"].tolist()[0] == "NA" and pd.isna(df["category"][1])
+    assert df["price"].isna().tolist() == [True, True, False]  # NA/null: a missing number
+    assert df["_line"].tolist() == [2, 3, 4]
+
+
+def test_parquet_typed_columns(tmp_path: Path) -> None:
+    at = pd.to_datetime(["2024-01-05 01:00", "2024-01-05 02:00"]).tz_localize("Europe/Berlin")
+    pd.DataFrame({"uid": ["u1", "u2"], "ok": [True, None], "mens": [1, 2], "at": at,
+                  "spend": [3, 4]}).to_parquet(tmp_path / "u.parquet")
+    m = {"nodes": [{"label": "User", "file": "u.parquet", "id": "uid",
+                    "properties": {"consent": "ok", "mens": "mens", "zip_code": "mens"}}],
+         "edges": [{"rel": "CONVERTED", "file": "u.parquet", "src": "uid", "dst": "uid",
+                    "ts": "at", "value": "spend", "properties": {"run_id": "mens"}}]}
+    data = load_tabular(m, base_dir=tmp_path)
+    users, conv = data.nodes[0].data, data.edges[0].data
+    assert users["consent"].tolist()[0] is True and pd.isna(users["consent"][1])
+    assert users["mens"].tolist() == [1, 2] and users["zip_code"].tolist() == ["1", "2"]
+    assert conv["ts"].tolist() == [D0105, D0105 + 3600]  # 01:00 Berlin = 00:00 UTC
+    assert conv["value"].tolist() == [3.0, 4.0] and conv["run_id"].tolist() == ["1", "2"]
 
 
 def test_create_missing(tmp_path: Path) -> None:
@@ -238,7 +271,8 @@ def test_bad_mapping_fails_before_reading(tmp_path: Path, edit: tuple[str, str],
 def test_mapping_from_dict(tmp_path: Path) -> None:
     m = mapping_from_dict({"nodes": [{"label": "Item", "file": "i.csv", "id": "sku",
                                       "properties": {"price": "p"}}]}, tmp_path)
-    assert m.tables[0].file == tmp_path / "i.csv" and m.tables[0].columns == {"id": "sku", "price": "p"}
+    assert m.tables[0].file == tmp_path / "i.csv"
+    assert m.tables[0].columns == {"id": "sku", "price": "p"}
     assert m.normalised == {"name": None, "create_missing": False, "edges": [], "nodes": [
         {"label": "Item", "file": "i.csv", "id": "sku", "properties": {"price": "p"}}]}
     for bad, fieldname in [({}, "nodes"), ({"create_missing": "yes"}, "create_missing"),

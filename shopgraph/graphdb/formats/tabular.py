@@ -14,14 +14,14 @@ File paths are relative to the mapping file (or to ``base_dir`` for a dict)::
     file = "orders.parquet"
     src = "customer_id"
     dst = "sku"
-    eid = "order_line"         # optional; ts, value and properties (arm, run_id) are too
+    eid = "order_line"         # optional, as are ts, value and properties (arm, run_id)
     ts = "ordered_at"          # epoch seconds or ISO-8601 (naive = UTC)
     value = "amount"
 
-Ids are kept as written ("00042" stays so). Without ``eid`` the event id is ``"<rel>:"`` +
-sha256(src, dst, ts, value)[:20], so identical rows are one event and a repeat is a duplicate
-(strict: error; else skipped, reported). ``_line`` is the CSV line (header = 1) or the 1-based
-Parquet row. Edge ends absent from the node tables are checked by ingest, not here.
+Ids are kept as written ("00042" stays). Without ``eid`` the event id is ``"<rel>:"`` +
+sha256(src, dst, ts, value)[:20]: identical rows are one event, so a repeat is a duplicate
+(strict: error; else skipped and reported). ``_line``: the CSV line (header = 1) or Parquet row
+(from 1). Edge ends absent from the node tables are no error here: ingest checks the graph.
 """
 
 from __future__ import annotations
@@ -44,34 +44,28 @@ from shopgraph.graphdb import schema
 from shopgraph.graphdb.formats.common import RowSink, nodes_from_ids, require_columns, require_file
 from shopgraph.graphdb.frames import EDGE_COLUMNS, EdgeFrame, NodeFrame, SourceData
 
-_CSV_EXT = (".csv", ".csv.gz")
-SUFFIXES = (*_CSV_EXT, ".parquet", ".pq")
-_KEYS = {"nodes": ("label", "file", "id", "properties"),
-         "edges": ("rel", "file", "src", "dst", "eid", "ts", "value", "properties")}
-_REQUIRED = ("id", "src", "dst")
-_LABELS = [lab for lab in schema.NODE_PROPERTIES if lab != "IngestLog"]
+SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+_KEYS = {"nodes": (("label", "file", "id", "properties"),
+                   [lab for lab in schema.NODE_PROPERTIES if lab != "IngestLog"]),
+         "edges": (("rel", "file", "src", "dst", "eid", "ts", "value", "properties"),
+                   list(schema.RELATIONSHIPS))}
+_ROLES = {"id": "id", "src": "id", "dst": "id", "eid": "id", "ts": "ts", "value": float}
 _EDGE_PROPS = {k: t for k, t in schema.REL_PROPERTIES.items() if k not in ("ts", "value")}
+_NULLS = ("", "na", "n/a", "nan", "null", "none")  # missing, in typed columns (not ids, text)
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+_EXPECT = {float: "a number", int: "an integer", bool: "true/false/1/0/yes/no",
+           "ts": "epoch seconds or an ISO-8601 date"}
 _CSV = {"dtype": str, "keep_default_na": False, "na_values": [""], "encoding": "utf-8-sig"}
 
 
 @dataclass(frozen=True)
 class Table:
-    """One table: kind, label/type, file, target (id/src/.../property) -> column, place."""
+    """One table: ``kind`` (nodes/edges), label or type, file, and target -> column."""
 
     kind: str
     type: str
     file: Path
-    columns: dict[str, str]
-    where: str
-
-    def convert_to(self, target: str) -> Any:
-        """The type ``target`` is converted to: "id", "ts" or a Python type."""
-        if target in ("id", "src", "dst", "eid", "ts"):
-            return "id" if target != "ts" else "ts"
-        if self.kind == "nodes":
-            return schema.NODE_PROPERTIES[self.type][target]
-        return float if target == "value" else _EDGE_PROPS[target]
+    columns: dict[str, str]  # id | src, dst, eid, ts, value | a property -> the file's column
 
 
 @dataclass(frozen=True)
@@ -99,8 +93,7 @@ def mapping_from_dict(d: dict[str, Any], base_dir: str | Path,
     """
     def need(ok: object, where: str, msg: str) -> None:
         if not ok:
-            raise IngestError(f"bad mapping: {msg}", file=str(source) if source else None,
-                              field=where)
+            raise IngestError(f"bad mapping: {msg}", file=source and str(source), field=where)
 
     def keys_ok(tab: dict[str, Any], allowed: Any, where: str) -> None:
         extra = next(iter(sorted(set(tab) - set(allowed))), "")
@@ -116,22 +109,21 @@ def mapping_from_dict(d: dict[str, Any], base_dir: str | Path,
     name, create = d.get("name"), d.get("create_missing", False)
     need(name is None or isinstance(name, str) and name, "name", "name must be a string")
     need(isinstance(create, bool), "create_missing", "create_missing must be true or false")
-    tables: list[Table] = []
-    norm: dict[str, Any] = {"name": name, "create_missing": create, "nodes": [], "edges": []}
-    for kind, keys in _KEYS.items():
+    tables, norm = [], {"name": name, "create_missing": create, "nodes": [], "edges": []}
+    for kind, (keys, allowed) in _KEYS.items():
         tabs = d.get(kind, [])
         need(isinstance(tabs, list) and all(isinstance(t, dict) for t in tabs), kind,
              f"{kind} must be a list of tables ([[{kind}]])")
         for i, tab in enumerate(tabs):
             where, tkey = f"{kind}[{i}]", keys[0]
             keys_ok(tab, keys, where + ".")
-            allowed = _LABELS if kind == "nodes" else list(schema.RELATIONSHIPS)
             typ, file = text(tab, tkey, where), text(tab, "file", where)
             need(typ in allowed, f"{where}.{tkey}",
                  f"unknown {tkey} {typ!r}; allowed: {', '.join(allowed)}")
             need(file.lower().endswith(SUFFIXES), f"{where}.file",
                  f"{file!r} is not one of {', '.join(SUFFIXES)}")
-            cols = {k: text(tab, k, where) for k in keys[2:-1] if k in tab or k in _REQUIRED}
+            cols = {k: text(tab, k, where) for k in keys[2:-1]
+                    if k in tab or k in ("id", "src", "dst")}
             props = tab.get("properties", {})
             need(isinstance(props, dict), f"{where}.properties",
                  "properties must be a table: property = column")
@@ -141,7 +133,7 @@ def mapping_from_dict(d: dict[str, Any], base_dir: str | Path,
                 need(p in known, f"{where}.properties.{p}",
                      f"{typ} has no property {p!r}{hint}; allowed: {', '.join(known)}")
                 text(props, p, f"{where}.properties")
-            tables.append(Table(kind, typ, Path(base_dir) / file, {**cols, **props}, where))
+            tables.append(Table(kind, typ, Path(base_dir) / file, {**cols, **props}))
             norm[kind].append({tkey: typ, "file": Path(file).as_posix(), **cols,
                                "properties": dict(sorted(props.items()))})
     need(tables, "nodes", "the mapping declares no [[nodes]] or [[edges]] tables")
@@ -155,8 +147,7 @@ def read_mapping(path: str | Path) -> Mapping:
         d = tomllib.loads(p.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         m = re.search(r"line (\d+)", str(e))
-        raise IngestError(f"not a valid TOML file: {e}", file=str(p),
-                          line=int(m.group(1)) if m else None) from e
+        raise IngestError(f"not a valid TOML file: {e}", file=str(p), line=m and int(m[1])) from e
     return mapping_from_dict(d, p.parent, p)
 
 
@@ -182,42 +173,41 @@ def load_tabular(mapping: str | Path | dict[str, Any] | Mapping, *, strict: bool
         mapping = read_mapping(mapping)
     for t in mapping.tables:  # fail fast on mapping mistakes, before reading any data
         if not t.file.is_file():
-            raise IngestError(f"no such file (from {t.where}.file); check the mapping",
-                              file=str(t.file))
-        if t.file.stat().st_size:
-            require_columns(_header(t.file), list(t.columns.values()), str(t.file))
-    src = mapping.source
-    folder = src.resolve().parent if src else Path(base_dir or ".").resolve()
+            raise IngestError("no such file; check the mapping", file=str(t.file))
+        try:
+            csv = t.file.name.lower().endswith(SUFFIXES[:2])
+            header = (pd.read_csv(t.file, nrows=0, **_CSV) if csv
+                      else pd.DataFrame(columns=pq.read_schema(t.file).names))
+        except (ValueError, OSError, UnicodeDecodeError) as e:
+            if t.file.stat().st_size:  # an empty file is reported as a bad row below
+                raise IngestError(f"unreadable: {e}", file=str(t.file), line=1) from e
+        else:
+            require_columns(header, list(t.columns.values()), str(t.file))
+    folder = (src.parent if (src := mapping.source) else Path(base_dir or ".")).resolve()
     data = SourceData(name or mapping.name or folder.name,
                       [src] * bool(src) + list(dict.fromkeys(t.file for t in mapping.tables)),
                       options={"format": "tabular", "mapping": mapping.normalised})
     for t in mapping.tables:
         sink = RowSink(t.file, strict)
-        df = _read(t.file, sink, next(iter(t.columns.values())))
-        if df is not None and t.kind == "nodes":
-            data.nodes.append(NodeFrame(t.type, _frame(t, df, sink), str(t.file)))
-        elif df is not None:
-            data.edges.append(EdgeFrame(t.type, _frame(t, df, sink), str(t.file)))
+        if (df := _read(t.file, sink, next(iter(t.columns.values())))) is not None:
+            frames, cls = (data.nodes, NodeFrame) if t.kind == "nodes" else (data.edges, EdgeFrame)
+            frames.append(cls(t.type, _frame(t, df, sink), str(t.file)))
         data.problems += sink.problems
-    if mapping.create_missing:
-        _add_missing(data, str(src or ""))
+    ends = [(lab, ef.data[end]) for ef in data.edges for end, lab in
+            (("src", ef.src_label), ("dst", ef.dst_label))] if mapping.create_missing else []
+    for label in dict.fromkeys(lab for lab, _ in ends):  # id-only nodes for unknown edge ends
+        ids = pd.concat([ids for lab, ids in ends if lab == label], ignore_index=True)
+        known = [nf.data["id"] for nf in data.nodes if nf.label == label]
+        if len(ids := ids[~ids.isin(pd.concat(known) if known else [])]):
+            data.nodes.append(nodes_from_ids(label, ids, str(src or "")))
     data.validate()
     return data
-
-
-def _header(path: Path) -> pd.DataFrame:
-    try:
-        if path.name.lower().endswith(_CSV_EXT):
-            return pd.read_csv(path, nrows=0, **_CSV)
-        return pd.DataFrame(columns=pq.read_schema(path).names)
-    except (ValueError, OSError, UnicodeDecodeError) as e:
-        raise IngestError(f"cannot read the header: {e}", file=str(path), line=1) from e
 
 
 def _read(path: Path, sink: RowSink, key: str) -> pd.DataFrame | None:
     """The file's rows with ``_line``, or None (reported) when it has no data rows."""
     df = None
-    if path.stat().st_size and not path.name.lower().endswith(_CSV_EXT):
+    if path.stat().st_size and not path.name.lower().endswith(SUFFIXES[:2]):
         df = pd.read_parquet(path)
         df["_line"] = np.arange(1, len(df) + 1, dtype=np.int64)
     elif path.stat().st_size:
@@ -237,102 +227,74 @@ def _read(path: Path, sink: RowSink, key: str) -> pd.DataFrame | None:
         df = df.loc[~df.drop(columns="_line").isna().all(axis=1)]  # blank lines
     if df is None or df.empty:
         sink.bad(1, key, "the file has no data rows")
-        return None
-    return df
+    return None if df is None or df.empty else df
 
 
-def _text(s: pd.Series) -> pd.Series:
-    """Values as text, missing kept; integral floats (Parquet ints with nulls) without ``.0``."""
-    fin = s.dropna()
-    integral = pd.api.types.is_float_dtype(s) and bool((fin == np.floor(fin)).all()
-                                                       and np.isfinite(fin).all())
-    return (s.astype("Int64") if integral else s).astype("string")
+def _parse(kind: Any, s: pd.Series, t: pd.Series) -> pd.Series:
+    """``s`` (with text ``t``) as ``kind``: "id", "ts" or a Python type; NA where it fails."""
+    if kind not in (float, int, "ts"):
+        return (t.str.strip().str.lower().map(_BOOLS).astype("boolean") if kind is bool
+                else t.astype(str))
+    epoch, sec = pd.Timestamp(0, tz="UTC"), pd.Timedelta(seconds=1)
+    if kind == "ts" and pd.api.types.is_datetime64_any_dtype(s):
+        dt = s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")
+        return ((dt - epoch) // sec).astype("Int64")
+    num = pd.to_numeric(s if is_num(s) else t, errors="coerce").astype("float64")
+    num = num.where(np.isfinite(num))
+    if kind is int:
+        num = num.where(num == np.floor(num))
+    if kind == "ts" and (rest := num.isna() & t.notna()).any():
+        num[rest] = (pd.to_datetime(t[rest], format="ISO8601", utc=True, errors="coerce")
+                     - epoch) // sec
+    return num if kind is float else np.floor(num).astype("Int64")
 
 
 def _convert(out: pd.DataFrame, raw: pd.DataFrame, target: str, col: str, kind: Any,
              sink: RowSink, what: str) -> pd.DataFrame:
-    """Convert ``raw[col]`` to ``kind`` into ``out[target]``; drop (report) rows that fail."""
-    s = raw.loc[out.index, col]
-    t = _text(s)
-    present = t.notna() & (t.str.strip() != "")
-    bad, msg = present & False, f"{what}: expected {{}}, got "
-    if kind == "id":
-        conv, bad, msg = t.astype(str), ~present, f"empty {what}; every row needs one"
-    elif kind in (float, int):
-        conv = pd.to_numeric(s if is_num(s) else t, errors="coerce").astype("float64")
-        bad = present & ~np.isfinite(conv)
-        if kind is int:
-            bad |= conv.notna() & (conv != np.floor(conv.fillna(0)))
-            conv = conv.where(~bad).astype("Int64")
-        msg = msg.format("an integer" if kind is int else "a number")
-    elif kind is bool:
-        conv = t.str.strip().str.lower().map(_BOOLS).astype("boolean")
-        bad, msg = present & conv.isna(), msg.format("true/false/1/0/yes/no")
-    elif kind == "ts":
-        conv = _seconds(s, t)
-        bad, msg = present & conv.isna(), msg.format("epoch seconds or an ISO-8601 date")
-    else:
-        conv = t.astype(str)
+    """Convert ``raw[col]`` into ``out[target]``; drop (and report) the rows that fail."""
+    s, fin = raw.loc[out.index, col], raw[col].dropna()
+    if pd.api.types.is_float_dtype(s) and (fin == np.floor(fin)).all() and np.isfinite(fin).all():
+        s = s.astype("Int64")  # Parquet integers with nulls: "42", not "42.0"
+    t = s.astype("string")
+    present = t.notna() & ~t.str.strip().str.lower().isin(("",) if kind in ("id", str) else _NULLS)
+    conv = _parse(kind, s, t)
+    bad = ~present if kind == "id" else present & conv.isna()
     out = out.assign(**{target: conv})
     for i in out.index[bad][: 1 if sink.strict else None]:
-        sink.bad(int(out.at[i, "_line"]), col, msg + repr(str(s.at[i])) * msg.endswith("got "))
+        sink.bad(int(out.at[i, "_line"]), col, f"empty {what}; every row needs one"
+                 if kind == "id" else f"{what}: expected {_EXPECT[kind]}, got {str(s.at[i])!r}")
     return out.loc[~bad]
-
-
-def _seconds(s: pd.Series, t: pd.Series) -> pd.Series:
-    """Epoch seconds (``Int64``) from numbers, ISO-8601 text or datetimes; NA where unparsable."""
-    epoch, sec = pd.Timestamp(0, tz="UTC"), pd.Timedelta(seconds=1)
-    if pd.api.types.is_datetime64_any_dtype(s):
-        dt = s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")
-        return ((dt - epoch) // sec).astype("Int64")
-    num = pd.to_numeric(s if is_num(s) else t, errors="coerce").astype("float64")
-    out = np.floor(num.where(np.isfinite(num)))
-    if (rest := out.isna() & t.notna()).any():
-        out[rest] = (pd.to_datetime(t[rest], format="ISO8601", utc=True, errors="coerce")
-                     - epoch) // sec
-    return out.astype("Int64")
 
 
 def _drop_dups(out: pd.DataFrame, key: str, sink: RowSink, col: str, what: str) -> pd.DataFrame:
     dup = out[key].duplicated(keep="first")
-    if dup.any():
-        first = out.groupby(key, sort=False)["_line"].transform("first")
-        for i in out.index[dup][: 1 if sink.strict else None]:
-            sink.bad(int(out.at[i, "_line"]), col,
-                     f"duplicate {what} {out.at[i, key]!r} (first on line {first[i]})")
+    first = out.loc[~dup].set_index(key)["_line"] if dup.any() else None
+    for i, k in out.loc[dup, key].iloc[: 1 if sink.strict else None].items():
+        sink.bad(int(out.at[i, "_line"]), col, f"duplicate {what} {k!r} (first on line {first[k]})")
     return out.loc[~dup]
 
 
 def _frame(t: Table, df: pd.DataFrame, sink: RowSink) -> pd.DataFrame:
     """Convert and check one table's rows into a node or edge frame."""
     out, c = df[["_line"]], t.columns
+    types = schema.NODE_PROPERTIES[t.type] if t.kind == "nodes" else _EDGE_PROPS
     for target, col in c.items():
-        out = _convert(out, df, target, col, t.convert_to(target), sink, f"{t.type} {target}")
-    props = [k for k in c if k not in ("id", *EDGE_COLUMNS)]
+        out = _convert(out, df, target, col, _ROLES.get(target) or types[target], sink,
+                       f"{t.type} {target}")
+    props = [k for k in c if k not in _ROLES]
     if t.kind == "nodes":
         out = _drop_dups(out, "id", sink, c["id"], f"{t.type} id")
         return out[["id", *props, "_line"]].reset_index(drop=True)
-    if "ts" not in c:
-        out = out.assign(ts=pd.array([pd.NA] * len(out), dtype="Int64"))
-    if "value" not in c:
-        out = out.assign(value=np.nan)
+    out = out.assign(**{k: v for k, v in (("ts", pd.array([pd.NA] * len(out), dtype="Int64")),
+                                          ("value", np.nan)) if k not in c})
     if "eid" in c:
         out = _drop_dups(out, "eid", sink, c["eid"], f"{t.type} event id")
     else:
         keys = (out["src"] + "\x1f" + out["dst"] + "\x1f" + out["ts"].astype("string").fillna("")
-                + "\x1f" + out["value"].map(lambda v: "" if pd.isna(v) else repr(float(v))))
+                + "\x1f" + out["value"].astype("string").fillna(""))  # floats as repr()
         out = out.assign(eid=[f"{t.type}:" + hashlib.sha256(k.encode()).hexdigest()[:20]
                               for k in keys])
         out = _drop_dups(out, "eid", sink, c["src"], f"{t.type} event (a row with the same "
                          f"{c['src']}, {c['dst']}, ts and value is the same event), derived id")
     return out[[*EDGE_COLUMNS, *props, "_line"]].reset_index(drop=True)
 
-
-def _add_missing(data: SourceData, file: str) -> None:
-    """Add id-only node frames for edge ends that no node table of this source has."""
-    for label in dict.fromkeys(lab for ef in data.edges for lab in (ef.src_label, ef.dst_label)):
-        known = [nf.data["id"] for nf in data.nodes if nf.label == label]
-        ids = pd.concat([ef.data[end] for ef in data.edges for end in ("src", "dst")
-                         if getattr(ef, f"{end}_label") == label], ignore_index=True)
-        if len(ids := ids[~ids.isin(pd.concat(known) if known else [])]):
-            data.nodes.append(nodes_from_ids(label, ids, file))
