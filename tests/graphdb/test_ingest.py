@@ -195,3 +195,30 @@ def test_export_to_torch_edge_index(store: GraphStore, tmp_path: Path) -> None:
     x.save(tmp_path / "x.npz")
     y = type(x).load(tmp_path / "x.npz")
     assert np.array_equal(y.users, x.users) and y.rel_types == ("PURCHASED",)
+
+
+def test_tabular_csv_round_trip(store: GraphStore, tmp_path: Path) -> None:
+    from shopgraph.graphdb.formats.tabular import load_tabular
+
+    (tmp_path / "items.csv").write_text("sku,cat,price\n007,shoes,19.99\n008,bags,\n")
+    (tmp_path / "orders.csv").write_text(
+        "order,customer,sku,at,amount\n"
+        "o1,00042,007,2024-03-01T10:00:00,19.99\n"
+        "o2,00042,008,2024-03-02,5\n"
+        "o3,00043,007,1700000000,\n")
+    (tmp_path / "map.toml").write_text(
+        'create_missing = true\n'
+        '[[nodes]]\nlabel = "Item"\nfile = "items.csv"\nid = "sku"\n'
+        'properties = { category = "cat", price = "price" }\n'
+        '[[edges]]\nrel = "PURCHASED"\nfile = "orders.csv"\nsrc = "customer"\ndst = "sku"\n'
+        'eid = "order"\nts = "at"\nvalue = "amount"\n')
+    ingest(store, load_tabular(tmp_path / "map.toml"))
+    x = export_interactions(store)
+    rows = sorted(zip(x.user_ids[x.users], x.item_ids[x.items], x.ts.tolist(),
+                      x.value.tolist()))
+    assert rows[:2] == [("00042", "007", 1_709_287_200, 19.99), ("00042", "008", 1_709_337_600,
+                                                                  5.0)]
+    assert rows[2][:3] == ("00043", "007", 1_700_000_000) and np.isnan(rows[2][3])
+    feats = export_item_features(store, x.item_ids)
+    assert feats["price"][0] == 19.99 and np.isnan(feats["price"][1])
+    assert feats["categories"][feats["category"]].tolist() == ["shoes", "bags"]
