@@ -55,14 +55,13 @@ class Workspace:
 
         if self.db.embedded:
             server = self.server()
-            status = server.status()
-            if not status.running:
+            if not server.status().running:
                 if not start:
                     from shopgraph.errors import ServerError
 
                     raise ServerError("the embedded graph server is not running; start it with "
                                       f"`shopgraph db start --workspace {self.path}`")
-                status = server.start()
+                server.start()
             server.ensure_database(self.db.database)
             self._store = GraphStore(server.uri, self.db.user or server.user, server.password(),
                                      self.db.database)

@@ -9,7 +9,7 @@ from shopgraph.cli.output import err, print_json
 from shopgraph.workspace import Workspace
 
 app = typer.Typer(help="Run the embedded graph server (ArcadeDB over Bolt, on 127.0.0.1).",
-                  no_args_is_help=True)
+                  no_args_is_help=True, rich_markup_mode="markdown")
 
 
 @app.command()

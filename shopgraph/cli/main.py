@@ -15,7 +15,8 @@ from shopgraph.cli.output import err, print_summary, progress_bar
 from shopgraph.errors import ShopgraphError
 
 app = typer.Typer(help="shopgraph: recommendations, offers and ad audiences from a shop's "
-                       "interaction graph.", no_args_is_help=True, pretty_exceptions_enable=False)
+                       "interaction graph.", no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode="markdown")
 app.add_typer(db.app, name="db")
 app.command("ingest")(ingest.ingest)
 app.command("export")(ingest.export)

@@ -73,9 +73,11 @@ class _Batch:
 
 
 def source_fingerprint(data: SourceData, batch_size: int) -> str:
-    """Fingerprint of what an ingest writes: input bytes, loader options, schema, batching."""
+    """Fingerprint of what an ingest writes: input bytes, loader options, schema, batching and
+    the rows left out as bad (so that a run which skips other rows gets other batches)."""
+    skipped = [(p.file, p.line, p.field) for p in data.problems]
     return fingerprint(data.name, [file_sha256(f) for f in data.files], data.options,
-                       schema.SCHEMA_VERSION, batch_size)
+                       schema.SCHEMA_VERSION, batch_size, skipped)
 
 
 def _unique_ids(series: pd.Series) -> set[str]:
@@ -212,12 +214,13 @@ class _Writer:
             self._mark(tx, batch.key)
             return int(n)
 
-        try:
-            created = 0 if self.guarded_only else self.store.write(work, f"writing {frame.rel}")
-        except ConstraintError:
-            self.guarded_only = False
-            created = -1
-        if self.guarded_only or created < 0:
+        created: int | None = None
+        if not self.guarded_only:
+            try:
+                created = self.store.write(work, f"writing {frame.rel}")
+            except ConstraintError:
+                created = None  # some events are in the graph already: write only the others
+        if created is None:
             created = self._guarded(batch, frame, rows, extra)
         self.summary.relationships[frame.rel] = self.summary.relationships.get(frame.rel, 0) \
             + created

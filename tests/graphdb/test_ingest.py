@@ -87,6 +87,13 @@ def test_unknown_id_skip_mode_writes_the_rest(store: GraphStore, tmp_path: Path)
     assert s.relationships_written == 4
     assert [(p.line, p.field) for p in s.problems] == [(4, "dst")]
     assert ("u3", "i3") not in exported_pairs(store)
+    # Once the missing item exists, the same skip-mode ingest writes the row it left out.
+    ingest(store, source(tmp_path, [("u9", "i3")], name="more"))
+    again = source(tmp_path, PAIRS, with_nodes=False)
+    again.nodes = data.nodes
+    s = ingest(store, again, strict=False)
+    assert s.problems == [] and s.relationships_written == 1 and s.already_present == 4
+    assert exported_pairs(store) >= set(PAIRS)
 
 
 def test_duplicate_event_in_input_is_rejected_before_writing(store: GraphStore,
