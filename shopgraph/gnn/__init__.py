@@ -1,0 +1,1 @@
+"""Graph learning: models that embed users and items, their training, evaluation, checkpoints."""

@@ -1,0 +1,80 @@
+"""Checkpoints: one ``.npz`` holding weights, embeddings, id maps, config and data fingerprint.
+
+No pickle: weights are plain arrays, and the metadata is a JSON string stored as an array. The
+file is written atomically (temp file + rename), so a checkpoint is complete or absent.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shopgraph.artifacts import atomic_path
+from shopgraph.gnn.base import EmbeddingModel
+from shopgraph.gnn.data import InteractionMatrix
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint.
+
+    Args:
+        model: the model name (``lightgcn``, ``graphsage``, ...).
+        config: its hyper-parameters.
+        data_fingerprint: fingerprint of the training matrix and id maps.
+        user_emb: float32 ``(n_users, d)``.
+        item_emb: float32 ``(n_items, d)``.
+        user_ids: position -> user id.
+        item_ids: position -> item id.
+        weights: the model's own arrays (see :meth:`EmbeddingModel.state`).
+        meta: everything else (metrics, epoch, created time, training state).
+    """
+
+    model: str
+    config: dict[str, Any]
+    data_fingerprint: str
+    user_emb: np.ndarray
+    item_emb: np.ndarray
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    weights: dict[str, np.ndarray]
+    meta: dict[str, Any]
+
+
+def save_checkpoint(path: str | Path, model: EmbeddingModel, train: InteractionMatrix,
+                    **meta: Any) -> Path:
+    """Write ``model`` (fitted on ``train``) to ``path``; ``meta`` goes into the JSON header."""
+    user_emb, item_emb = model.embeddings()
+    header = {"format": FORMAT_VERSION, "model": model.name, "config": model.config,
+              "data_fingerprint": train.fingerprint(), "created": time.time(), **meta}
+    arrays = {f"w/{k}": v for k, v in model.state().items()}
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, meta=np.asarray(json.dumps(header, default=float)), user_emb=user_emb,
+                 item_emb=item_emb, user_ids=train.user_ids.astype(str),
+                 item_ids=train.item_ids.astype(str), **arrays)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read what :func:`save_checkpoint` wrote."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}; train one with `shopgraph train`")
+    with np.load(path, allow_pickle=False) as z:
+        header = json.loads(str(z["meta"]))
+        if header.get("format") != FORMAT_VERSION:
+            raise ValueError(f"{path}: checkpoint format {header.get('format')} is not "
+                             f"{FORMAT_VERSION}; retrain with this version of shopgraph")
+        weights = {k[2:]: z[k] for k in z.files if k.startswith("w/")}
+        ckpt = Checkpoint(header.pop("model"), header.pop("config"),
+                          header.pop("data_fingerprint"), z["user_emb"], z["item_emb"],
+                          z["user_ids"], z["item_ids"], weights, header)
+    return ckpt
