@@ -38,3 +38,7 @@ class IngestError(ShopgraphError, ValueError):
             ) if part
         )
         super().__init__(f"{where}: {message}" if where else message)
+
+
+class CheckpointMismatchError(ShopgraphError):
+    """A checkpoint does not belong to the data or index it is used with."""

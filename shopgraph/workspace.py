@@ -5,6 +5,7 @@ Layout::
     <workspace>/shopgraph.toml     settings (no secrets)
     <workspace>/graphdb/           the embedded server: data, pid file, 0600 password file, log
     <workspace>/exports/           arrays exported for the GNN layer
+    <workspace>/models/            checkpoints (<model>.npz), metrics logs, training state
 """
 
 from __future__ import annotations
@@ -98,6 +99,31 @@ class Workspace:
         if save:
             arrays.save(self.exports_dir / "interactions.npz")
         return arrays
+
+    @property
+    def models_dir(self) -> Path:
+        """Where checkpoints, metrics logs and training state go."""
+        return self.path / "models"
+
+    def checkpoint_path(self, model: str) -> Path:
+        """The checkpoint file of ``model``."""
+        return self.models_dir / f"{model}.npz"
+
+    def train(self, model: str = "lightgcn", *, valid_fraction: float = 0.1, seed: int = 0,
+              rel_types: list[str] | None = None, resume: bool = False, progress: bool = True,
+              **settings: Any) -> dict[str, Any]:
+        """Train ``model`` on the graph's interactions; see :func:`shopgraph.gnn.workflow.train`."""
+        from shopgraph.gnn.workflow import train
+
+        return train(self, model, valid_fraction=valid_fraction, seed=seed, rel_types=rel_types,
+                     resume=resume, progress=progress, **settings)
+
+    def evaluate(self, model: str = "lightgcn", ks: tuple[int, ...] = (10, 20, 50)
+                 ) -> dict[str, Any]:
+        """Score a checkpoint on its held-out split, beside popularity."""
+        from shopgraph.gnn.workflow import evaluate_checkpoint
+
+        return evaluate_checkpoint(self, model, ks)
 
     def summary(self) -> dict[str, dict[str, int]]:
         """Node and relationship counts."""

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from shopgraph import __version__
-from shopgraph.cli import db, ingest
+from shopgraph.cli import db, ingest, train
 from shopgraph.cli.options import DEFAULT_WORKSPACE, WorkspaceOpt
 from shopgraph.cli.output import err, print_summary, progress_bar
 from shopgraph.errors import ShopgraphError
@@ -21,6 +21,8 @@ app.add_typer(db.app, name="db")
 app.command("ingest")(ingest.ingest)
 app.command("export")(ingest.export)
 app.command("summary")(ingest.summary)
+app.command("train")(train.train)
+app.command("evaluate")(train.evaluate)
 
 
 def _version(value: bool) -> None:
