@@ -46,6 +46,8 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=1200.0, help="training time per model")
     ap.add_argument("--set", dest="sets", action="append", default=[],
                     help="model setting KEY=VALUE (repeatable)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch intra-op threads (default: torch's choice, 2 here)")
     ap.add_argument("--train-file", default="train.txt")
     ap.add_argument("--test-file", default="test.txt")
     args = ap.parse_args()
@@ -57,6 +59,8 @@ def main() -> None:
     from shopgraph.gnn.metrics import evaluate, popularity_scores
     from shopgraph.gnn.registry import model_class
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     folder = args.data / "gowalla"
     train, test = load_lightgcn_split(folder / args.train_file, folder / args.test_file)
     t0 = time.perf_counter()
