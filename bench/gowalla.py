@@ -74,8 +74,7 @@ def main() -> None:
             settings.setdefault("max_seconds", args.budget_s)
         model = cls(**settings)
         started = time.perf_counter()
-        report = model.fit(train, None, progress=False) if name != "spectral" \
-            else model.fit(train, None)
+        report = model.fit(train, None, progress=False)
         train_s = time.perf_counter() - started
         t1 = time.perf_counter()
         metrics = evaluate(model.score, train.matrix, test.matrix, ks=(20,))
