@@ -31,8 +31,8 @@ Defaults (tuned on Gowalla ``train_split``/``valid`` by ``bench/spectral_tuning.
 The SVD (:func:`randomized_svd`) is a seeded randomised range finder with power iterations
 (Halko, Martinsson & Tropp, SIAM Review 2011) on PyTorch sparse CSR products, orthonormalised
 through small Gram eigen-decompositions instead of tall QRs. On Gowalla at k = 512 (one thread)
-it took 4.9 s against 13.5 s for ``torch.svd_lowrank`` and 98 s for ``scipy.sparse.linalg.svds``,
-with equal or better validation recall (0.2106 / 0.2101 / 0.2075). The same seed and thread
+it took 5.0 s against 14.2 s for ``torch.svd_lowrank`` and 150 s for ``scipy.sparse.linalg.svds``,
+with equal or better validation recall@20 (0.2159 / 0.2150 / 0.2117). The same seed and thread
 count give the same embeddings. ``threads`` (0: leave torch's setting) exists because on a
 2-core machine shared with other jobs one torch thread was 3-8x faster than two.
 """
