@@ -28,17 +28,6 @@ SETTINGS = {
 }
 
 
-def _parse_sets(pairs: list[str]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for pair in pairs:
-        key, _, raw = pair.partition("=")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -54,6 +43,7 @@ def main() -> None:
 
     import torch
 
+    from shopgraph.config import parse_settings
     from shopgraph.gnn.data import load_lightgcn_split
     from shopgraph.gnn.device import pick_device
     from shopgraph.gnn.metrics import evaluate, popularity_scores
@@ -69,7 +59,7 @@ def main() -> None:
     names = list(SETTINGS) if args.model == "all" else [args.model]
     for name in names:
         cls = model_class(name)
-        settings = {**SETTINGS[name], **_parse_sets(args.sets)}
+        settings = {**SETTINGS[name], **parse_settings(args.sets)}
         if "max_seconds" in cls.defaults:
             settings.setdefault("max_seconds", args.budget_s)
         model = cls(**settings)

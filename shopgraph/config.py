@@ -7,10 +7,12 @@ from the 0600 file the server keeps in the workspace.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 from shopgraph.errors import ConfigError
 
@@ -67,6 +69,21 @@ def load_db_config(workspace: str | Path, **overrides: str | None) -> DbConfig:
     cfg = replace(cfg, **env)
     given = {k: v for k, v in overrides.items() if v}
     return replace(cfg, **given)
+
+
+def parse_settings(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings to a dict; values are read as JSON when they parse, else kept as
+    text (``layers=2`` -> 2, ``negatives=dns`` -> ``"dns"``)."""
+    settings: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"settings take KEY=VALUE, got {pair!r}")
+        try:
+            settings[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            settings[key] = raw
+    return settings
 
 
 def remote_password(cfg: DbConfig) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
@@ -16,23 +15,12 @@ from shopgraph.cli.options import (
     WorkspaceOpt,
 )
 from shopgraph.cli.output import err, out, print_json
+from shopgraph.config import parse_settings
+from shopgraph.errors import ConfigError
 from shopgraph.gnn.registry import MODELS
 from shopgraph.workspace import Workspace
 
 MODEL_HELP = "Model: " + "; ".join(f"{k} = {v[2]}" for k, v in MODELS.items()) + "."
-
-
-def _parse_sets(pairs: list[str]) -> dict[str, Any]:
-    settings: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"--set takes KEY=VALUE, got {pair!r}")
-        try:
-            settings[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            settings[key] = raw
-    return settings
 
 
 def _print_metrics(result: dict[str, Any]) -> None:
@@ -81,7 +69,10 @@ def train(
                                   "batch_size": batch_size, "negatives": negatives,
                                   "device": device, "max_seconds": max_seconds}.items()
                 if v is not None}
-    settings.update(_parse_sets(set_ or []))
+    try:
+        settings.update(parse_settings(set_ or []))
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--set") from exc
     with Workspace(workspace, uri=uri, user=user, database=database) as ws:
         result = ws.train(model, valid_fraction=valid_fraction, seed=seed, rel_types=rel,
                           resume=resume, progress=not as_json, **settings)

@@ -76,6 +76,28 @@ class InteractionMatrix:
                                             self.user_ids, self.item_ids)
 
 
+class PairSet:
+    """Vectorised membership test for the (row, column) pairs stored in a sparse matrix.
+
+    Args:
+        m: the matrix whose non-zeros are the pairs.
+    """
+
+    def __init__(self, m: sp.spmatrix) -> None:
+        m = sp.csr_matrix(m)
+        self.n_cols = m.shape[1]
+        rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
+        self.keys = np.sort(rows * self.n_cols + m.indices.astype(np.int64))
+
+    def contains(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Whether each (row, col) is a stored pair; ``rows`` and ``cols`` broadcast."""
+        wanted = np.asarray(rows, dtype=np.int64) * self.n_cols + cols
+        if not len(self.keys):
+            return np.zeros(wanted.shape, dtype=bool)
+        pos = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
+        return self.keys[pos] == wanted
+
+
 def _digest(arr: np.ndarray) -> str:
     import hashlib
 

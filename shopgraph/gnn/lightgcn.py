@@ -90,7 +90,6 @@ class LightGCN(EmbeddingModel):
         self.module = LightGCNModule(train.n_users, train.n_items, self.config["dim"],
                                      self.config["layers"],
                                      normalized_adjacency(train.matrix, device)).to(device)
-        self._adj_cpu = None
         report = train_bpr(self.module, train, valid, cfg, **kwargs)
         self._invalidate()
         return report
@@ -98,8 +97,6 @@ class LightGCN(EmbeddingModel):
     def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
         if self.module is None:
             raise RuntimeError("the model is not fitted; call fit() or load a checkpoint")
-        if self.module.adj is None and hasattr(self, "_final"):
-            return self._final
         with torch.no_grad():
             u, i = self.module()
         return u.float().cpu().numpy(), i.float().cpu().numpy()

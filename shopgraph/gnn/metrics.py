@@ -22,6 +22,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from shopgraph.gnn.data import PairSet
+
 ScoreFn = Callable[[np.ndarray], torch.Tensor]
 
 
@@ -102,12 +104,7 @@ def evaluate(score_fn: ScoreFn, train: sp.csr_matrix, test: sp.csr_matrix,
 
 def _hits(truth: sp.csr_matrix, top: np.ndarray) -> np.ndarray:
     """Boolean ``len(top) x K``: whether each ranked item is among the row's true items."""
-    n_items = truth.shape[1]
-    rows = np.repeat(np.arange(truth.shape[0], dtype=np.int64), np.diff(truth.indptr))
-    keys = np.sort(rows * n_items + truth.indices)
-    wanted = np.arange(top.shape[0], dtype=np.int64)[:, None] * n_items + top
-    pos = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
-    return keys[pos] == wanted if len(keys) else np.zeros(top.shape, dtype=bool)
+    return PairSet(truth).contains(np.arange(top.shape[0])[:, None], top)
 
 
 def popularity_scores(train: sp.csr_matrix) -> ScoreFn:

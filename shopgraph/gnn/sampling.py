@@ -14,6 +14,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from shopgraph.gnn.data import PairSet
+
 
 class NegativeSampler:
     """Draws negatives for (user, positive) pairs of a training matrix.
@@ -25,15 +27,12 @@ class NegativeSampler:
 
     def __init__(self, train: sp.csr_matrix, rng: np.random.Generator) -> None:
         self.n_items = train.shape[1]
-        rows = np.repeat(np.arange(train.shape[0], dtype=np.int64), np.diff(train.indptr))
-        self.keys = np.sort(rows * self.n_items + train.indices.astype(np.int64))
+        self.positives = PairSet(train)
         self.rng = rng
 
     def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Whether each (user, item) is a training interaction."""
-        wanted = users.astype(np.int64) * self.n_items + items
-        pos = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
-        return self.keys[pos] == wanted
+        return self.positives.contains(users, items)
 
     def uniform(self, users: np.ndarray, per_user: int = 1) -> np.ndarray:
         """``len(users) x per_user`` uniform negatives (re-drawn until none is a positive)."""

@@ -133,10 +133,6 @@ def _plan(data: SourceData, batch_size: int) -> list[_Batch]:
     return plan
 
 
-def _none_if_missing(values: np.ndarray) -> list[Any]:
-    return [None if pd.isna(v) else v for v in values.tolist()]
-
-
 def node_rows(frame: NodeFrame, start: int, stop: int) -> list[dict[str, Any]]:
     """Parameter rows ``{id, p}`` for a slice of a node frame; missing properties left out."""
     part = frame.data.iloc[start:stop]
