@@ -42,3 +42,14 @@ class IngestError(ShopgraphError, ValueError):
 
 class CheckpointMismatchError(ShopgraphError):
     """A checkpoint does not belong to the data or index it is used with."""
+
+
+class IndexMismatchError(ShopgraphError):
+    """A retrieval index does not belong to the checkpoint it is loaded with."""
+
+
+class UnknownIdError(ShopgraphError, KeyError):
+    """A user, item, campaign or category id is not known to the model or the graph."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

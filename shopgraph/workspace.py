@@ -6,10 +6,12 @@ Layout::
     <workspace>/graphdb/           the embedded server: data, pid file, 0600 password file, log
     <workspace>/exports/           arrays exported for the GNN layer
     <workspace>/models/            checkpoints (<model>.npz), metrics logs, training state
+    <workspace>/indexes/           retrieval indexes (<model>.npz), one per checkpoint
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ class Workspace:
         self.path.mkdir(parents=True, exist_ok=True)
         self.db: DbConfig = load_db_config(self.path, **db_overrides)
         self._store: Any = None
+        self._retrievers: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.path)!r})"
@@ -124,6 +127,125 @@ class Workspace:
         from shopgraph.gnn.workflow import evaluate_checkpoint
 
         return evaluate_checkpoint(self, model, ks)
+
+    # -- retrieval -------------------------------------------------------------------------
+
+    @property
+    def indexes_dir(self) -> Path:
+        """Where retrieval indexes go."""
+        return self.path / "indexes"
+
+    def index_path(self, model: str) -> Path:
+        """The index file of ``model``."""
+        return self.indexes_dir / f"{model}.npz"
+
+    def default_model(self) -> str:
+        """The model queries use when none is named: the one whose index was built last."""
+        built = sorted(self.indexes_dir.glob("*.npz"), key=lambda p: p.stat().st_mtime)
+        if not built:
+            from shopgraph.errors import ShopgraphError
+
+            raise ShopgraphError(f"no index in {self.indexes_dir}; train a model and build its "
+                                 "index with `shopgraph train` then `shopgraph index build`")
+        return built[-1].stem
+
+    def build_index(self, model: str | None = None, *, kind: str = "auto",
+                    factory: str | None = None, target_recall: float = 0.98,
+                    seen_rel_types: Sequence[str] | None = None, seed: int = 0,
+                    on_progress: Any = None) -> dict[str, Any]:
+        """Build ``model``'s indexes from its checkpoint and the graph's seen items and
+        catalogue; see :func:`shopgraph.retrieval.build.build_bundle`. Returns a summary."""
+        from shopgraph.gnn.checkpoint import load_checkpoint
+        from shopgraph.retrieval.build import build_bundle, catalogue_from_graph, seen_from_graph
+        from shopgraph.retrieval.persist import save_bundle
+
+        model = model or self._newest_checkpoint()
+        ckpt = load_checkpoint(self.checkpoint_path(model))
+        store = self.store()
+        seen, rels = seen_from_graph(store, ckpt, seen_rel_types)
+        bundle = build_bundle(ckpt, seen=seen, seen_rel_types=rels,
+                              catalogue=catalogue_from_graph(store, ckpt), kind=kind,
+                              factory=factory, target_recall=target_recall, seed=seed,
+                              on_progress=on_progress)
+        path = save_bundle(self.index_path(model), bundle)
+        self._retrievers.pop(model, None)
+        return {"path": str(path), **bundle.describe()}
+
+    def _newest_checkpoint(self) -> str:
+        found = sorted(self.models_dir.glob("*.npz"), key=lambda p: p.stat().st_mtime)
+        if not found:
+            from shopgraph.errors import ShopgraphError
+
+            raise ShopgraphError(f"no checkpoint in {self.models_dir}; train a model first "
+                                 "with `shopgraph train`")
+        return found[-1].stem
+
+    def retriever(self, model: str | None = None) -> Any:
+        """The :class:`~shopgraph.retrieval.queries.Retriever` of ``model`` (loaded once)."""
+        from shopgraph.retrieval.queries import Retriever
+
+        model = model or self.default_model()
+        if model not in self._retrievers:
+            self._retrievers[model] = Retriever.load(self.index_path(model),
+                                                     self.checkpoint_path(model))
+        return self._retrievers[model]
+
+    def embedding(self, kind: str, id_: str, model: str | None = None) -> Any:
+        """The embedding vector of one ``user`` or ``item``."""
+        return self.retriever(model).embedding(kind, id_)
+
+    def recommend(self, user_id: str, k: int = 10, *, model: str | None = None,
+                  **kwargs: Any) -> Any:
+        """Items for a user; see :meth:`Retriever.recommend_batch` for filters."""
+        return self.retriever(model).recommend(user_id, k, **kwargs)
+
+    def recommend_batch(self, user_ids: Iterable[str] | None = None, k: int = 10, *,
+                        model: str | None = None, **kwargs: Any) -> Any:
+        """Items for many users (all when ``user_ids`` is None), as ``Results``."""
+        return self.retriever(model).recommend_batch(user_ids, k, **kwargs)
+
+    def similar_items(self, item_id: str, k: int = 10, *, model: str | None = None) -> Any:
+        """Items most like one item."""
+        return self.retriever(model).similar_items(item_id, k)
+
+    def similar_items_batch(self, item_ids: Iterable[str], k: int = 10, *,
+                            model: str | None = None, **kwargs: Any) -> Any:
+        """Items most like each of many items, as ``Results``."""
+        return self.retriever(model).similar_items_batch(item_ids, k, **kwargs)
+
+    def similar_users(self, user_id: str, k: int = 10, *, model: str | None = None) -> Any:
+        """Users most like one user."""
+        return self.retriever(model).similar_users(user_id, k)
+
+    def similar_users_batch(self, user_ids: Iterable[str], k: int = 10, *,
+                            model: str | None = None, **kwargs: Any) -> Any:
+        """Users most like each of many users, as ``Results``."""
+        return self.retriever(model).similar_users_batch(user_ids, k, **kwargs)
+
+    def campaign_items(self, campaign_id: str) -> list[str]:
+        """The items a campaign promotes (through its offers), read from the graph."""
+        from shopgraph.errors import UnknownIdError
+        from shopgraph.graphdb import cypher
+
+        rows = self.store().query(cypher.CAMPAIGN_ITEMS, campaign=str(campaign_id))
+        if not rows:
+            raise UnknownIdError(f"campaign {campaign_id!r} is not in the graph")
+        return [i for i in rows[0]["items"] if i is not None]
+
+    def audience(self, campaign: str | None = None, n: int = 1000, *,
+                 items: Iterable[str] | None = None, category: str | Sequence[str] | None = None,
+                 exclude_buyers: bool = False, model: str | None = None) -> Any:
+        """The ``n`` users closest to a campaign's promoted items, to ``items``, or to a
+        ``category`` (exactly one of the three)."""
+        if sum(x is not None for x in (campaign, items, category)) != 1:
+            raise ValueError("give exactly one of campaign, items or category")
+        if campaign is not None:
+            items = self.campaign_items(campaign)
+            if not items:
+                raise ValueError(f"campaign {campaign!r} promotes no items (no offer of it "
+                                 "applies to an item); pass items or a category instead")
+        return self.retriever(model).audience(items, n, category=category,
+                                              exclude_buyers=exclude_buyers)
 
     def summary(self) -> dict[str, dict[str, int]]:
         """Node and relationship counts."""

@@ -6,6 +6,7 @@ file is written atomically (temp file + rename), so a checkpoint is complete or 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -47,13 +48,34 @@ class Checkpoint:
     weights: dict[str, np.ndarray]
     meta: dict[str, Any]
 
+    @property
+    def fingerprint(self) -> str:
+        """What an index built from this checkpoint records: a hash of its embeddings and ids."""
+        return self.meta.get("embeddings_sha256") or embeddings_fingerprint(
+            self.user_emb, self.item_emb, self.user_ids, self.item_ids)
+
+
+def embeddings_fingerprint(user_emb: np.ndarray, item_emb: np.ndarray, user_ids: np.ndarray,
+                           item_ids: np.ndarray) -> str:
+    """SHA-256 of the embedding tables and id maps (what retrieval depends on)."""
+    digest = hashlib.sha256()
+    for arr in (user_emb, item_emb):
+        digest.update(str(arr.shape).encode())
+        digest.update(np.ascontiguousarray(arr, dtype=np.float32).data)
+    for ids in (user_ids, item_ids):
+        digest.update("\n".join(np.asarray(ids, dtype=str).tolist()).encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
 
 def save_checkpoint(path: str | Path, model: EmbeddingModel, train: InteractionMatrix,
                     **meta: Any) -> Path:
     """Write ``model`` (fitted on ``train``) to ``path``; ``meta`` goes into the JSON header."""
     user_emb, item_emb = model.embeddings()
     header = {"format": FORMAT_VERSION, "model": model.name, "config": model.config,
-              "data_fingerprint": train.fingerprint(), "created": time.time(), **meta}
+              "data_fingerprint": train.fingerprint(), "created": time.time(),
+              "embeddings_sha256": embeddings_fingerprint(user_emb, item_emb, train.user_ids,
+                                                          train.item_ids), **meta}
     arrays = {f"w/{k}": v for k, v in model.state().items()}
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:

@@ -42,6 +42,14 @@ NODE_PROPS = "MATCH (n:{label}) RETURN n.id AS id, n.{prop} AS v"
 COUNT_NODES = "MATCH (n:{label}) RETURN count(n) AS n"
 COUNT_RELS = "MATCH ()-[r:{rel}]->() RETURN count(r) AS n"
 
+# The items a campaign promotes: those its offers apply to. OPTIONAL MATCH keeps a campaign
+# without items (one row, item null) apart from an unknown campaign (no row).
+CAMPAIGN_ITEMS = (
+    "MATCH (c:Campaign {id: $campaign}) "
+    "OPTIONAL MATCH (c)-[:INCLUDES]->(:Offer)-[:APPLIES_TO]->(i:Item) "
+    "RETURN c.id AS campaign, collect(DISTINCT i.id) AS items"
+)
+
 # Interaction edges grouped by start node: one record per user, far fewer records to decode.
 # ``collect`` drops nulls, so missing values are replaced by the sentinels $no_ts and $no_value
 # to keep the lists aligned.

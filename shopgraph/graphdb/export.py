@@ -95,8 +95,10 @@ def node_ids(store: GraphStore, label: str) -> np.ndarray:
 class _Buffers:
     """Per-chunk decoding of grouped edge records into NumPy arrays."""
 
-    def __init__(self, users: pd.Index, items: pd.Index, rel_code: int) -> None:
+    def __init__(self, users: pd.Index, items: pd.Index, rel_code: int,
+                 drop_unknown: bool = False) -> None:
         self.users, self.items, self.rel_code = users, items, rel_code
+        self.drop_unknown = drop_unknown
         self.parts: list[tuple[np.ndarray, ...]] = []
         self._reset()
 
@@ -124,7 +126,10 @@ class _Buffers:
         i = self.items.get_indexer(self.dst)
         ts = np.asarray(self.ts, dtype=np.int64)
         val = np.asarray(self.val, dtype=np.float64)
-        if (u < 0).any() or (i < 0).any():
+        if self.drop_unknown:
+            keep = (u >= 0) & (i >= 0)
+            u, i, ts, val = u[keep], i[keep], ts[keep], val[keep]
+        elif (u < 0).any() or (i < 0).any():
             raise RuntimeError("an edge refers to a node missing from the id map; the graph "
                                "changed during export, run it again")
         rel = np.full(len(i), self.rel_code, dtype=np.int8)
@@ -134,7 +139,8 @@ class _Buffers:
 
 def export_interactions(store: GraphStore, rel_types: Sequence[str] | None = None,
                         user_ids: np.ndarray | None = None,
-                        item_ids: np.ndarray | None = None) -> Interactions:
+                        item_ids: np.ndarray | None = None,
+                        drop_unknown: bool = False) -> Interactions:
     """Stream user->item interactions out of the graph.
 
     Args:
@@ -142,6 +148,8 @@ def export_interactions(store: GraphStore, rel_types: Sequence[str] | None = Non
         rel_types: which user->item types (default: every type in the schema that has edges).
         user_ids: an id map to use instead of every User id in the graph.
         item_ids: likewise for items.
+        drop_unknown: leave out edges whose ends are not in the given id maps (nodes added
+            since a model was trained) instead of raising.
     """
     if rel_types is None:
         rel_types = [t for t in schema.USER_ITEM_TYPES if store.count_rels(t)]
@@ -154,7 +162,7 @@ def export_interactions(store: GraphStore, rel_types: Sequence[str] | None = Non
     uindex, iindex = pd.Index(uids), pd.Index(iids)
     parts: list[tuple[np.ndarray, ...]] = []
     for code, rel in enumerate(rel_types):
-        buf = _Buffers(uindex, iindex, code)
+        buf = _Buffers(uindex, iindex, code, drop_unknown)
         query = cypher.edges(cypher.EDGES_BY_SOURCE, rel)
         for record in store.stream(query, no_ts=int(MISSING_TS), no_value=float("nan")):
             buf.add(record)
