@@ -160,7 +160,7 @@ class Workspace:
         from shopgraph.retrieval.persist import save_bundle
 
         model = model or self._newest_checkpoint()
-        ckpt = load_checkpoint(self.checkpoint_path(model))
+        ckpt = load_checkpoint(self.checkpoint_path(model), weights=False)
         store = self.store()
         seen, rels = seen_from_graph(store, ckpt, seen_rel_types)
         bundle = build_bundle(ckpt, seen=seen, seen_rel_types=rels,

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from shopgraph import __version__
-from shopgraph.cli import db, ingest, train
+from shopgraph.cli import db, index, ingest, query, train
 from shopgraph.cli.options import DEFAULT_WORKSPACE, WorkspaceOpt
 from shopgraph.cli.output import err, print_summary, progress_bar
 from shopgraph.errors import ShopgraphError
@@ -23,6 +23,10 @@ app.command("export")(ingest.export)
 app.command("summary")(ingest.summary)
 app.command("train")(train.train)
 app.command("evaluate")(train.evaluate)
+app.add_typer(index.app, name="index")
+app.command("recommend")(query.recommend)
+app.command("similar")(query.similar)
+app.command("audience")(query.audience)
 
 
 def _version(value: bool) -> None:
@@ -45,7 +49,8 @@ def demo(workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
          data: Annotated[Path, typer.Option(help="Folder of the shared datasets.")]
          = Path("../shared/data")) -> None:
     """Run the main job end to end on the embedded server: start it, ingest Gowalla and the
-    Hillstrom campaign, export the interactions, learn embeddings, print a summary."""
+    Hillstrom campaign, export the interactions, learn embeddings, build the retrieval indexes,
+    print a summary and a first recommendation."""
     from shopgraph.graphdb.formats import load
     from shopgraph.workspace import Workspace
 
@@ -71,6 +76,14 @@ def demo(workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
         err.print(f"trained spectral embeddings in {result['fit_seconds']:.1f} s: held-out "
                   f"Recall@20 {m['recall@20']:.4f}, NDCG@20 {m['ndcg@20']:.4f} (popularity "
                   f"{p['recall@20']:.4f}, {p['ndcg@20']:.4f}); checkpoint {result['checkpoint']}")
+        info = ws.build_index("spectral")
+        items = info["indexes"]["items"]
+        err.print(f"built the retrieval indexes ({items['factory']}, recall@20 vs exact "
+                  f"{items['recall@20']:.3f}) in {info['build_seconds']:.1f} s: {info['path']}")
+        user = ws.retriever().user_ids[0]
+        recs = ws.recommend(user, k=5)
+        err.print(f"top 5 for user {user}: " + ", ".join(f"{m.id} ({m.score:.3f})" for m in recs)
+                  + f"; try `shopgraph recommend {user} -w {workspace}`")
         err.print(f"graph server still running for {ws.path}; stop it with "
                   f"`shopgraph db stop --workspace {workspace}`")
 
@@ -80,6 +93,9 @@ def run() -> None:
     try:
         app()
     except ShopgraphError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(1)
+    except FileNotFoundError as exc:  # a missing checkpoint or index: the message says what to run
         err.print(f"[red]error:[/] {exc}")
         sys.exit(1)
     except ValueError as exc:

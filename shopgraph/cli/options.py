@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -21,3 +21,14 @@ DatabaseOpt = Annotated[str | None, typer.Option("--database", envvar="SHOPGRAPH
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 DEFAULT_WORKSPACE = Path("shopgraph-workspace")
+FormatOpt = Annotated[Literal["table", "csv", "json", "parquet"], typer.Option(
+    "--format", help="Output format: table (on the terminal), csv, json (a list of records equal "
+                     "to the Python API's `Results.to_pandas()`), or parquet (needs --output). "
+                     "With --output and the default format, the format follows the file suffix "
+                     "(.csv, .json, .parquet).")]
+OutputOpt = Annotated[Path | None, typer.Option(
+    "--output", "-o", dir_okay=False,
+    help="Write the results to this file (atomically) instead of stdout.")]
+ModelOpt = Annotated[str | None, typer.Option(
+    help="Model whose embeddings and index to use (default: the one whose index was built "
+         "last).")]

@@ -85,8 +85,9 @@ def save_checkpoint(path: str | Path, model: EmbeddingModel, train: InteractionM
     return path
 
 
-def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Read what :func:`save_checkpoint` wrote."""
+def load_checkpoint(path: str | Path, weights: bool = True) -> Checkpoint:
+    """Read what :func:`save_checkpoint` wrote; ``weights=False`` skips the model's own arrays
+    (retrieval needs only the embeddings and id maps)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}; train one with `shopgraph train`")
@@ -95,8 +96,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         if header.get("format") != FORMAT_VERSION:
             raise ValueError(f"{path}: checkpoint format {header.get('format')} is not "
                              f"{FORMAT_VERSION}; retrain with this version of shopgraph")
-        weights = {k[2:]: z[k] for k in z.files if k.startswith("w/")}
+        arrays = {k[2:]: z[k] for k in z.files if k.startswith("w/")} if weights else {}
         ckpt = Checkpoint(header.pop("model"), header.pop("config"),
                           header.pop("data_fingerprint"), z["user_emb"], z["item_emb"],
-                          z["user_ids"], z["item_ids"], weights, header)
+                          z["user_ids"], z["item_ids"], arrays, header)
     return ckpt

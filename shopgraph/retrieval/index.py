@@ -252,8 +252,12 @@ class EmbeddingIndex:
         light = np.setdiff1d(np.arange(len(queries)), heavy)
         light = light[np.argsort(counts[light], kind="stable")]
         pairs = PairSet(exclude) if exclude is not None else None
-        for start in range(0, len(light), BATCH):
-            rows = light[start:start + BATCH]
+        # Rows whose k + exclusions share a power of two are fetched together, so a user with
+        # many exclusions does not widen the search of the others.
+        bucket = np.ceil(np.log2(k + counts[light])).astype(np.int64)
+        edges = np.flatnonzero(np.diff(bucket)) + 1
+        chunks = [c[i:i + BATCH] for c in np.split(light, edges) for i in range(0, len(c), BATCH)]
+        for rows in chunks:
             fetch = min(len(self), k + int(counts[rows].max()))
             found = self._faiss(queries[rows], fetch, allowed)
             drop = found.ids < 0

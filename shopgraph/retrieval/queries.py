@@ -108,7 +108,7 @@ class Retriever:
     @classmethod
     def load(cls, index_path: str | Path, checkpoint_path: str | Path) -> Retriever:
         """Load a checkpoint and its index file (refused if they do not belong together)."""
-        ckpt = load_checkpoint(checkpoint_path)
+        ckpt = load_checkpoint(checkpoint_path, weights=False)
         return cls(ckpt, load_bundle(index_path, ckpt))
 
     def __repr__(self) -> str:
