@@ -5,7 +5,8 @@ Embeddings: the spectral model fitted on Gowalla's train.txt (``--set k=64`` for
 Exclusions: each user's train.txt items; quality: Recall@20 on test.txt. Prints one JSON line.
 
     python bench/retrieval.py [--kind hnsw] [--factory F] [--set k=64] [--scale-n 1000000]
-                              [--scale-kind hnsw] [--threads 2] [--data ../shared/data]
+                              [--scale-factory HNSW48]
+                              [--scale-ef-construction 80] [--threads 2] [--data ../shared/data]
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import time
 from pathlib import Path
 
@@ -121,9 +121,11 @@ def gowalla(args):
         "p99_ms_single": single["p99_ms"], "matmul_qps_single": single_peer["qps"],
         "matmul_p50_ms_single": single_peer["p50_ms"],
         "matmul_p99_ms_single": single_peer["p99_ms"],
-        "qps_batch": round(len(batch) / batch_s), "matmul_qps_batch": round(len(batch) / batch_peer_s),
+        "qps_batch": round(len(batch) / batch_s),
+        "matmul_qps_batch": round(len(batch) / batch_peer_s),
         "p50_ms_batch1024": round(1e3 * batch_s, 1),
-        "all_users_top20_s": round(all_s, 2), "exact_matmul_all_users_top20_s": round(exact_all_s, 2),
+        "all_users_top20_s": round(all_s, 2),
+        "exact_matmul_all_users_top20_s": round(exact_all_s, 2),
         "speedup_all_users": round(exact_all_s / all_s, 2),
         "recall@20_ann": round(r_ann, 4), "recall@20_exact": round(r_exact, 4),
         "recall@20_delta": round(r_ann - r_exact, 4),
@@ -144,20 +146,18 @@ def scale(args):
     t = time.perf_counter()
     truth = matmul_top_k(torch.from_numpy(queries), torch.from_numpy(base), 20, block=256)
     exact_s = time.perf_counter() - t
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t = time.perf_counter()
-    index = EmbeddingIndex.build(base, kind=args.scale_kind, tune_queries=queries,
-                                 target_recall=0.95)
+    index = EmbeddingIndex.build(base, factory=args.scale_factory, tune_queries=queries,
+                                 target_recall=0.95, ef_construction=args.scale_ef_construction)
     build_s = time.perf_counter() - t
     t = time.perf_counter()
     found = index.search(queries, 20).ids
     batch_s = time.perf_counter() - t
     single = latencies(lambda i: index.search(queries[i:i + 1], 20), 1000)
-    return {"n": args.scale_n, "d": 64, "factory": index.factory, "params": index.params,
+    return {"n": args.scale_n, "d": 64, "factory": index.factory,
+            "ef_construction": args.scale_ef_construction, "params": index.params,
             "recall@20": round(recall_at_k(found, truth), 4), "build_s": round(build_s, 1),
             "index_mb": round(index.nbytes / 2**20, 1),
-            "rss_growth_mb": round((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0)
-                                   / 1024),
             "qps_single": single["qps"], "p50_ms_single": single["p50_ms"],
             "p99_ms_single": single["p99_ms"], "qps_batch": round(1000 / batch_s),
             "matmul_qps_batch": round(1000 / exact_s)}
@@ -171,7 +171,9 @@ def main() -> None:
     ap.add_argument("--set", dest="sets", action="append", default=[],
                     help="spectral model setting KEY=VALUE, e.g. k=64")
     ap.add_argument("--scale-n", type=int, default=1_000_000, help="0 skips the scale check")
-    ap.add_argument("--scale-kind", default="hnsw")
+    ap.add_argument("--scale-factory", default="HNSW48",
+                    help="FAISS factory string of the scale check, tuned to recall 0.95")
+    ap.add_argument("--scale-ef-construction", type=int, default=80)
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
 

@@ -152,6 +152,7 @@ class Workspace:
     def build_index(self, model: str | None = None, *, kind: str = "auto",
                     factory: str | None = None, target_recall: float = 0.98,
                     seen_rel_types: Sequence[str] | None = None, seed: int = 0,
+                    ef_construction: int | None = None,
                     on_progress: Any = None) -> dict[str, Any]:
         """Build ``model``'s indexes from its checkpoint and the graph's seen items and
         catalogue; see :func:`shopgraph.retrieval.build.build_bundle`. Returns a summary."""
@@ -166,7 +167,7 @@ class Workspace:
         bundle = build_bundle(ckpt, seen=seen, seen_rel_types=rels,
                               catalogue=catalogue_from_graph(store, ckpt), kind=kind,
                               factory=factory, target_recall=target_recall, seed=seed,
-                              on_progress=on_progress)
+                              ef_construction=ef_construction, on_progress=on_progress)
         path = save_bundle(self.index_path(model), bundle)
         self._retrievers.pop(model, None)
         return {"path": str(path), **bundle.describe()}

@@ -64,6 +64,9 @@ def build(
              "(repeatable; default: PURCHASED, RATED and INTERACTED where present).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the tuning sample and of training "
                                            "approximate indexes.")] = 0,
+    ef_construction: Annotated[int | None, typer.Option(
+        help="HNSW build depth (FAISS default 40): deeper builds are slower and may reach the "
+             "target recall with less search effort.")] = None,
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     uri: UriOpt = None, user: UserOpt = None, database: DatabaseOpt = None,
     as_json: JsonOpt = False,
@@ -73,7 +76,7 @@ def build(
     with Workspace(workspace, uri=uri, user=user, database=database) as ws:
         kwargs: dict[str, Any] = {"kind": kind, "factory": factory,
                                   "target_recall": target_recall, "seen_rel_types": seen_rel,
-                                  "seed": seed}
+                                  "seed": seed, "ef_construction": ef_construction}
         if as_json:
             result = ws.build_index(model, **kwargs)
         else:
@@ -100,7 +103,8 @@ def info(
     ws = Workspace(workspace)
     model = model or ws.default_model()
     path = ws.index_path(model)
-    summary = load_bundle(path, load_checkpoint(ws.checkpoint_path(model))).describe()
+    ckpt = load_checkpoint(ws.checkpoint_path(model), weights=False)
+    summary = load_bundle(path, ckpt).describe()
     if as_json:
         print_json({"path": str(path), **summary})
     else:

@@ -50,7 +50,7 @@ def catalogue_from_graph(store: Any, ckpt: Checkpoint) -> Catalogue:
 
 def build_bundle(ckpt: Checkpoint, *, seen: sp.csr_matrix, seen_rel_types: Sequence[str],
                  catalogue: Catalogue, kind: str = "auto", factory: str | None = None,
-                 target_recall: float = 0.98, seed: int = 0,
+                 target_recall: float = 0.98, seed: int = 0, ef_construction: int | None = None,
                  on_progress: Callable[[int, int], None] | None = None) -> IndexBundle:
     """Build the four indexes of :data:`~shopgraph.retrieval.persist.TABLES` over ``ckpt``.
 
@@ -68,10 +68,12 @@ def build_bundle(ckpt: Checkpoint, *, seen: sp.csr_matrix, seen_rel_types: Seque
             on_progress(done, len(TABLES))
         indexes[name] = EmbeddingIndex.build(tables[table], kind=kind, factory=factory,
                                              metric=metric, tune_queries=tune_with[name],
-                                             target_recall=target_recall, seed=seed)
+                                             target_recall=target_recall, seed=seed,
+                                             ef_construction=ef_construction)
     if on_progress:
         on_progress(len(TABLES), len(TABLES))
     meta = {"kind": kind, "factory": factory, "target_recall": target_recall, "seed": seed,
+            "ef_construction": ef_construction,
             "build_seconds": round(time.perf_counter() - started, 2)}
     return IndexBundle(ckpt.model, ckpt.fingerprint, indexes, sp.csr_matrix(seen),
                        tuple(seen_rel_types), catalogue, meta)

@@ -108,7 +108,8 @@ class EmbeddingIndex:
     @classmethod
     def build(cls, vectors: np.ndarray, *, kind: str = "auto", factory: str | None = None,
               metric: str = "ip", tune_queries: np.ndarray | None = None,
-              target_recall: float = 0.98, seed: int = 0) -> EmbeddingIndex:
+              target_recall: float = 0.98, seed: int = 0,
+              ef_construction: int | None = None) -> EmbeddingIndex:
         """Build (and tune) an index over ``vectors``.
 
         Args:
@@ -119,6 +120,8 @@ class EmbeddingIndex:
             tune_queries: queries typical of its use, for tuning (default: a sample of vectors).
             target_recall: recall@20 against exact search that tuning aims for.
             seed: seed of the tuning sample and of IVF training.
+            ef_construction: HNSW build depth (default: FAISS's, 40); deeper builds take longer
+                and can reach a recall target with a smaller ``efSearch``.
         """
         if not 0 < target_recall <= 1:
             raise ValueError(f"target_recall must be in (0, 1], got {target_recall}")
@@ -141,6 +144,11 @@ class EmbeddingIndex:
         except RuntimeError as exc:
             raise ValueError(f"FAISS cannot build the factory string {factory!r}: "
                              f"{str(exc).strip().splitlines()[-1]}") from exc
+        hnsw = getattr(faiss.downcast_index(index), "hnsw", None)
+        if ef_construction is not None:
+            if hnsw is None:
+                raise ValueError(f"ef_construction applies to HNSW indexes, not {factory!r}")
+            hnsw.efConstruction = ef_construction
         if not index.is_trained:
             rng = np.random.default_rng(seed)
             sample = self.vectors[rng.choice(n, min(n, 256 * 1024), replace=False)]
