@@ -167,6 +167,10 @@ class EmbeddingIndex:
         rng = np.random.default_rng(seed)
         if queries is None:
             queries = self.vectors
+        # Zero vectors (users or items without interactions) rank everything equal: any order
+        # is exact, so they would make recall meaningless.
+        informative = np.linalg.norm(queries, axis=1) > 0
+        queries = queries[informative] if informative.any() else self.vectors
         queries = self._prepare(queries[rng.choice(len(queries), min(len(queries), 1000),
                                                    replace=False)])
         k = min(TUNE_K, len(self))

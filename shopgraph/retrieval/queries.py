@@ -11,7 +11,10 @@ Each has a ``*_batch`` form returning :class:`Results` (NumPy arrays, ``to_panda
 ``to_arrow()``). Documented edge cases: ``k`` larger than what is left after exclusions and
 filters gives fewer results (batch arrays are padded with id ``None`` / position -1 and score
 NaN); unknown ids raise :class:`~shopgraph.errors.UnknownIdError` (batch forms can skip them);
-filters that leave nothing raise ``ValueError``.
+filters that leave nothing raise ``ValueError``. Users whose embedding is all zeros (in the
+graph but without interactions the model learnt from) get the most popular items (counted over
+the seen pairs), with the same exclusions and filters; they and such items have no similar
+users or items (an empty row).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import scipy.sparse as sp
 
 from shopgraph.errors import UnknownIdError
 from shopgraph.gnn.checkpoint import Checkpoint, load_checkpoint
+from shopgraph.retrieval.exact import exact_search
 from shopgraph.retrieval.persist import IndexBundle, load_bundle
 
 
@@ -104,6 +108,9 @@ class Retriever:
         self.user_ids, self.item_ids = ckpt.user_ids.astype(str), ckpt.item_ids.astype(str)
         self._users, self._items = pd.Index(self.user_ids), pd.Index(self.item_ids)
         self._buyers: sp.csc_matrix | None = None
+        # Users (items) whose embedding is all zeros: nothing was learnt about them.
+        self._cold = {"user": ~ckpt.user_emb.any(axis=1), "item": ~ckpt.item_emb.any(axis=1)}
+        self.popularity = np.asarray(bundle.seen.sum(axis=0)).ravel().astype(np.float32)
 
     @classmethod
     def load(cls, index_path: str | Path, checkpoint_path: str | Path) -> Retriever:
@@ -225,6 +232,12 @@ class Retriever:
         exclude = self.bundle.seen[pos] if exclude_seen else None
         found = self.bundle.indexes["items"].search(self.ckpt.user_emb[pos], k,
                                                     exclude=exclude, candidates=candidates)
+        cold = np.flatnonzero(self._cold["user"][pos])
+        if len(cold):  # nothing learnt about them: the most popular items instead
+            popular = exact_search(np.ones((len(cold), 1), dtype=np.float32),
+                                   self.popularity[:, None], k, candidates=candidates,
+                                   exclude=exclude[cold] if exclude is not None else None)
+            found.scores[cold], found.ids[cold] = popular
         return Results(np.asarray(ids), found.ids, found.scores, self.item_ids, "item")
 
     # -- neighbours ------------------------------------------------------------------------
@@ -253,6 +266,8 @@ class Retriever:
         itself = sp.csr_matrix((np.ones(len(pos), dtype=np.float32), (np.arange(len(pos)), pos)),
                                shape=(len(pos), len(index)))
         found = index.search(index.vectors[pos], k, exclude=itself)
+        cold = self._cold[kind][pos]
+        found.ids[cold], found.scores[cold] = -1, np.nan  # no neighbours without an embedding
         id_map = self.user_ids if kind == "user" else self.item_ids
         return Results(np.asarray(kept), found.ids, found.scores, id_map, kind)
 

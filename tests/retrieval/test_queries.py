@@ -22,8 +22,8 @@ N_USERS, N_ITEMS, BOUGHT = 60, 40, 8
 
 
 def taste_shop(folder: Path) -> SourceData:
-    """Even users buy books (i0-i19), odd users games (i20-i39); u0 also viewed two games.
-    Campaign c1's offer applies to games i25 and i26; campaign c2 has an offer on no item."""
+    """Even users buy books (i0-i19), odd users games (i20-i39); u0 also viewed two games;
+    user "newbie" has no interactions yet. Campaign c1's offer applies to games i25 and i26; campaign c2 has an offer on no item."""
     rng = np.random.default_rng(0)
     bought = sorted((f"u{u}", f"i{(u % 2) * 20 + i}") for u in range(N_USERS)
                     for i in rng.choice(20, BOUGHT, replace=False))
@@ -38,7 +38,8 @@ def taste_shop(folder: Path) -> SourceData:
     links = lambda pairs: edges_frame(pairs)  # noqa: E731
     buys = edges_frame(bought)
     return SourceData("taste", [f], nodes=[
-        nodes_from_ids("User", buys["src"]), NodeFrame("Item", items),
+        nodes_from_ids("User", pd.concat([buys["src"], pd.Series(["newbie"])])),
+        NodeFrame("Item", items),
         nodes_from_ids("Campaign", pd.Series(["c1", "c2"])), NodeFrame("Offer", offers)],
         edges=[EdgeFrame("PURCHASED", buys),
                EdgeFrame("VIEWED", links([("u0", "i30"), ("u0", "i31")])),
@@ -119,17 +120,29 @@ def test_k_beyond_the_catalogue_and_unknown_ids(shop_ws: Workspace) -> None:
 
 def test_batch_forms_equal_single_queries_and_convert_to_tables(shop_ws: Workspace) -> None:
     every = shop_ws.recommend_batch(k=4)
-    assert every.positions.shape == (N_USERS, 4) and len(every) == N_USERS
+    assert every.positions.shape == (N_USERS + 1, 4) and len(every) == N_USERS + 1
     row, single = every.queries.tolist().index("u7"), shop_ws.recommend("u7", k=4)
     assert [m.id for m in every[row]] == [m.id for m in single]
     assert [m.score for m in every[row]] == pytest.approx([m.score for m in single], rel=1e-5)
     table = every.to_pandas()
     assert list(table.columns) == ["query", "rank", "item_id", "score"]
-    assert len(table) == N_USERS * 4 and table["rank"].max() == 4
-    assert every.to_arrow().num_rows == N_USERS * 4
+    assert len(table) == (N_USERS + 1) * 4 and table["rank"].max() == 4
+    assert every.to_arrow().num_rows == (N_USERS + 1) * 4
     sims = shop_ws.similar_items_batch(["i0", "i30"], k=3)
     assert sims.ids.shape == (2, 3)
     assert [m.id for m in sims[0]] == [m.id for m in shop_ws.similar_items("i0", k=3)]
+
+
+def test_a_user_without_interactions_gets_popular_items_and_no_neighbours(
+        shop_ws: Workspace) -> None:
+    r = shop_ws.retriever()
+    counts = dict(zip(r.item_ids, r.popularity))
+    recs = shop_ws.recommend("newbie", k=5)
+    assert len(recs) == 5 and [m.score for m in recs] == sorted(counts.values())[::-1][:5]
+    games = shop_ws.recommend("newbie", k=3, category="games")
+    assert all(int(m.id[1:]) >= 20 for m in games) and games[0].score == max(
+        v for i, v in counts.items() if int(i[1:]) >= 20)
+    assert shop_ws.similar_users("newbie") == []
 
 
 def test_similar_items_and_users_exclude_themselves_and_share_taste(shop_ws: Workspace) -> None:
@@ -153,7 +166,7 @@ def test_audience_of_a_campaign_items_and_category(shop_ws: Workspace) -> None:
               {"i25", "i26"}}
     assert buyers and not {m.id for m in fresh} & buyers
     books = shop_ws.audience(category="books", n=100)
-    assert len(books) == N_USERS and int(books[0].id[1:]) % 2 == 0
+    assert len(books) == N_USERS + 1 and int(books[0].id[1:]) % 2 == 0
     with pytest.raises(ValueError, match="promotes no items"):
         shop_ws.audience("c2")
     with pytest.raises(UnknownIdError, match="campaign 'c9' is not in the graph"):
