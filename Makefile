@@ -14,6 +14,9 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[ml,test]'
+	@# With an NVIDIA GPU, FAISS's GPU build replaces the CPU one (same Python API).
+	if nvidia-smi -L >/dev/null 2>&1; then \
+	  $(BIN)/pip uninstall -q -y faiss-cpu && $(BIN)/pip install -q faiss-gpu-cu12; fi
 	touch $(STAMP)
 
 install: $(STAMP)
