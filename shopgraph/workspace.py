@@ -141,13 +141,8 @@ class Workspace:
 
     def default_model(self) -> str:
         """The model queries use when none is named: the one whose index was built last."""
-        built = sorted(self.indexes_dir.glob("*.npz"), key=lambda p: p.stat().st_mtime)
-        if not built:
-            from shopgraph.errors import ShopgraphError
-
-            raise ShopgraphError(f"no index in {self.indexes_dir}; train a model and build its "
-                                 "index with `shopgraph train` then `shopgraph index build`")
-        return built[-1].stem
+        return _newest(self.indexes_dir, "index", "train a model and build its index with "
+                       "`shopgraph train` then `shopgraph index build`")
 
     def build_index(self, model: str | None = None, *, kind: str = "auto",
                     factory: str | None = None, target_recall: float = 0.98,
@@ -160,7 +155,8 @@ class Workspace:
         from shopgraph.retrieval.build import build_bundle, catalogue_from_graph, seen_from_graph
         from shopgraph.retrieval.persist import save_bundle
 
-        model = model or self._newest_checkpoint()
+        model = model or _newest(self.models_dir, "checkpoint",
+                                 "train a model first with `shopgraph train`")
         ckpt = load_checkpoint(self.checkpoint_path(model), weights=False)
         store = self.store()
         seen, rels = seen_from_graph(store, ckpt, seen_rel_types)
@@ -171,15 +167,6 @@ class Workspace:
         path = save_bundle(self.index_path(model), bundle)
         self._retrievers.pop(model, None)
         return {"path": str(path), **bundle.describe()}
-
-    def _newest_checkpoint(self) -> str:
-        found = sorted(self.models_dir.glob("*.npz"), key=lambda p: p.stat().st_mtime)
-        if not found:
-            from shopgraph.errors import ShopgraphError
-
-            raise ShopgraphError(f"no checkpoint in {self.models_dir}; train a model first "
-                                 "with `shopgraph train`")
-        return found[-1].stem
 
     def retriever(self, model: str | None = None) -> Any:
         """The :class:`~shopgraph.retrieval.queries.Retriever` of ``model`` (loaded once)."""
@@ -251,6 +238,16 @@ class Workspace:
     def summary(self) -> dict[str, dict[str, int]]:
         """Node and relationship counts."""
         return self.store().summary()
+
+
+def _newest(folder: Path, what: str, advice: str) -> str:
+    """The name (stem) of the most recently written ``.npz`` in ``folder``."""
+    found = sorted(folder.glob("*.npz"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        from shopgraph.errors import ShopgraphError
+
+        raise ShopgraphError(f"no {what} in {folder}; {advice}")
+    return found[-1].stem
 
 
 def open(path: str | Path, **db_overrides: str | None) -> Workspace:  # noqa: A001

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from shopgraph.graphdb.server import EmbeddedServer
 from shopgraph.graphdb.store import GraphStore
+from shopgraph.workspace import Workspace
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 _db_names = itertools.count()
@@ -40,3 +42,22 @@ def store(graph_server: EmbeddedServer) -> Iterator[GraphStore]:
     with GraphStore(graph_server.uri, graph_server.user, graph_server.password(), name) as s:
         yield s
     graph_server.drop_database(name)
+
+
+@contextmanager
+def workspace_on(server: EmbeddedServer, folder: Path, database: str) -> Iterator[Workspace]:
+    """A workspace at ``folder/ws`` whose graph is ``database`` on the test server (through the
+    ``SHOPGRAPH_*`` variables, as a user would set them); the database is dropped afterwards."""
+    server.ensure_database(database)
+    mp = pytest.MonkeyPatch()
+    for key, value in {"SHOPGRAPH_URI": server.uri, "SHOPGRAPH_USER": server.user,
+                       "SHOPGRAPH_PASSWORD": server.password(),
+                       "SHOPGRAPH_DATABASE": database}.items():
+        mp.setenv(key, value)
+    ws = Workspace(folder / "ws")
+    try:
+        yield ws
+    finally:
+        ws.close()
+        mp.undo()
+        server.drop_database(database)

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner, Result
 
-import shopgraph
 from shopgraph.cli.main import app, run
 from shopgraph.graphdb.server import EmbeddedServer
 from shopgraph.workspace import Workspace
+from tests.conftest import workspace_on
 from tests.retrieval.test_queries import taste_shop
 
 runner = CliRunner()
@@ -27,19 +27,10 @@ def shop_ws(graph_server: EmbeddedServer, tmp_path_factory: pytest.TempPathFacto
             ) -> Iterator[Workspace]:
     """A workspace on the shared server with spectral embeddings (no index yet)."""
     folder = tmp_path_factory.mktemp("cliquery")
-    graph_server.ensure_database("cliquery")
-    mp = pytest.MonkeyPatch()
-    for key, value in {"SHOPGRAPH_URI": graph_server.uri, "SHOPGRAPH_USER": graph_server.user,
-                       "SHOPGRAPH_PASSWORD": graph_server.password(),
-                       "SHOPGRAPH_DATABASE": "cliquery"}.items():
-        mp.setenv(key, value)
-    ws = shopgraph.open(folder / "ws")
-    ws.ingest(taste_shop(folder))
-    ws.train("spectral", progress=False, k=16)
-    yield ws
-    ws.close()
-    mp.undo()
-    graph_server.drop_database("cliquery")
+    with workspace_on(graph_server, folder, "cliquery") as ws:
+        ws.ingest(taste_shop(folder))
+        ws.train("spectral", progress=False, k=16)
+        yield ws
 
 
 def invoke(ws: Workspace, *args: str) -> Result:

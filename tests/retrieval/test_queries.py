@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import shopgraph
 from shopgraph.errors import IndexMismatchError, UnknownIdError
 from shopgraph.graphdb.formats.common import nodes_from_ids
 from shopgraph.graphdb.frames import EdgeFrame, NodeFrame, SourceData
 from shopgraph.graphdb.server import EmbeddedServer
 from shopgraph.workspace import Workspace
+from tests.conftest import workspace_on
 from tests.graphdb.helpers import edges_frame
 
 N_USERS, N_ITEMS, BOUGHT = 60, 40, 8
@@ -23,7 +23,8 @@ N_USERS, N_ITEMS, BOUGHT = 60, 40, 8
 
 def taste_shop(folder: Path) -> SourceData:
     """Even users buy books (i0-i19), odd users games (i20-i39); u0 also viewed two games;
-    user "newbie" has no interactions yet. Campaign c1's offer applies to games i25 and i26; campaign c2 has an offer on no item."""
+    user "newbie" has no interactions yet. Campaign c1's offer applies to games i25 and i26;
+    campaign c2 has an offer on no item."""
     rng = np.random.default_rng(0)
     bought = sorted((f"u{u}", f"i{(u % 2) * 20 + i}") for u in range(N_USERS)
                     for i in rng.choice(20, BOUGHT, replace=False))
@@ -52,20 +53,11 @@ def shop_ws(graph_server: EmbeddedServer, tmp_path_factory: pytest.TempPathFacto
             ) -> Iterator[Workspace]:
     """A workspace on the shared server with spectral embeddings and exact indexes."""
     folder = tmp_path_factory.mktemp("retrieval")
-    graph_server.ensure_database("retrieval")
-    mp = pytest.MonkeyPatch()
-    for key, value in {"SHOPGRAPH_URI": graph_server.uri, "SHOPGRAPH_USER": graph_server.user,
-                       "SHOPGRAPH_PASSWORD": graph_server.password(),
-                       "SHOPGRAPH_DATABASE": "retrieval"}.items():
-        mp.setenv(key, value)
-    ws = shopgraph.open(folder / "ws")
-    ws.ingest(taste_shop(folder))
-    ws.train("spectral", progress=False, k=16)
-    ws.build_index("spectral")
-    yield ws
-    ws.close()
-    mp.undo()
-    graph_server.drop_database("retrieval")
+    with workspace_on(graph_server, folder, "retrieval") as ws:
+        ws.ingest(taste_shop(folder))
+        ws.train("spectral", progress=False, k=16)
+        ws.build_index("spectral")
+        yield ws
 
 
 def bought_by(ws: Workspace, user: str) -> set[str]:
