@@ -235,6 +235,28 @@ class Workspace:
         return self.retriever(model).audience(items, n, category=category,
                                               exclude_buyers=exclude_buyers)
 
+    # -- strategy inputs -------------------------------------------------------------------
+
+    def purchases(self, rel_types: Sequence[str] = ("PURCHASED",)) -> Any:
+        """Timestamped purchases (``user_id, ts, value``); see
+        :func:`shopgraph.strategies.data.purchases`."""
+        from shopgraph.strategies.data import purchases
+
+        return purchases(self.store(), rel_types)
+
+    def campaign_log(self, campaign_id: str | None = None) -> Any:
+        """Who took part in each campaign, under which arm, and what they did; see
+        :func:`shopgraph.strategies.data.campaign_log`."""
+        from shopgraph.strategies.data import campaign_log
+
+        return campaign_log(self.store(), campaign_id)
+
+    def user_features(self) -> Any:
+        """The users' stored properties, indexed by id."""
+        from shopgraph.strategies.data import user_features
+
+        return user_features(self.store())
+
     def summary(self) -> dict[str, dict[str, int]]:
         """Node and relationship counts."""
         return self.store().summary()

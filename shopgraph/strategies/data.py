@@ -53,7 +53,7 @@ def edge_table(source: Any, rel: str) -> pd.DataFrame:
 
 
 def purchases(source: Any, rel_types: Sequence[str] = ("PURCHASED",)) -> pd.DataFrame:
-    """Purchases as ``user_id, ts, value``, sorted by user and time; rows without a timestamp
+    """Purchases as ``user_id, ts, value``, sorted by user, time and value; rows without a timestamp
     are dropped (they cannot be placed before or after a cutoff)."""
     parts = [edge_table(source, rel) for rel in rel_types]
     table = pd.concat(parts, ignore_index=True)
@@ -61,7 +61,7 @@ def purchases(source: Any, rel_types: Sequence[str] = ("PURCHASED",)) -> pd.Data
     out = pd.DataFrame({"user_id": table["src"].to_numpy(dtype=str),
                         "ts": table["ts"].to_numpy(dtype=np.int64),
                         "value": table["value"].to_numpy(dtype=float)})
-    return out.sort_values(["user_id", "ts"], kind="stable").reset_index(drop=True)
+    return out.sort_values(["user_id", "ts", "value"], kind="stable").reset_index(drop=True)
 
 
 def campaign_ids(source: Any) -> list[str]:
