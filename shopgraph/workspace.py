@@ -257,6 +257,14 @@ class Workspace:
 
         return user_features(self.store())
 
+    def target(self, campaign: str | None = None, n: int = 1000, **kwargs: Any
+               ) -> dict[str, Any]:
+        """Plan a campaign's audience, export it, optionally record it in the graph; see
+        :func:`shopgraph.strategies.targeting.target`."""
+        from shopgraph.strategies.targeting import target
+
+        return target(self, campaign, n, **kwargs)
+
     def summary(self) -> dict[str, dict[str, int]]:
         """Node and relationship counts."""
         return self.store().summary()

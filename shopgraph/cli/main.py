@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from shopgraph import __version__
-from shopgraph.cli import db, index, ingest, query, train
+from shopgraph.cli import db, index, ingest, query, target, train
 from shopgraph.cli.options import DEFAULT_WORKSPACE, WorkspaceOpt
 from shopgraph.cli.output import err, print_summary, progress_bar
 from shopgraph.errors import ShopgraphError
@@ -27,6 +27,7 @@ app.add_typer(index.app, name="index")
 app.command("recommend")(query.recommend)
 app.command("similar")(query.similar)
 app.command("audience")(query.audience)
+app.command("target")(target.target)
 
 
 def _version(value: bool) -> None:

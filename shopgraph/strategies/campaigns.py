@@ -1,0 +1,170 @@
+"""What is known about a campaign, and about a user's campaign history, before it starts.
+
+* :func:`campaign_features` — one row per campaign: ``type``, ``channel``, ``start_day``,
+  ``end_day``, ``duration`` (days), ``offers`` (offers it includes), ``items`` (distinct items
+  its offers apply to);
+* :func:`redemptions` — one row per redemption: ``user_id``, ``campaign_id``, ``day``;
+* :func:`history_features` — for (user, campaign) pairs, the user's campaign history strictly
+  before the campaign's ``start_day``, so a model trained on it never sees the future.
+
+Days are the unit of ``start_day`` / ``end_day``; a relationship's ``ts`` (seconds) is placed on
+the same axis as ``ts // 86400`` (the dunnhumby loader writes ``ts = day * 86400``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shopgraph.graphdb.frames import SourceData
+from shopgraph.strategies.data import edge_table
+
+DAY = 86_400
+CAMPAIGN_PROPS = ("type", "channel", "start_day", "end_day")
+HISTORY_COLUMNS = ("hist_campaigns", "hist_same_type", "hist_active", "hist_redemptions",
+                   "hist_redeemed_campaigns", "hist_redeem_rate", "days_since_redemption",
+                   "days_since_campaign")
+
+
+def _campaign_nodes(source: Any) -> pd.DataFrame:
+    if isinstance(source, SourceData):
+        parts = [n.data for n in source.nodes if n.label == "Campaign"]
+        frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["id"])
+        frame = frame.drop_duplicates("id", keep="last")
+    else:
+        fields = ", ".join(f"c.{p} AS {p}" for p in CAMPAIGN_PROPS)
+        frame = pd.DataFrame(source.query(f"MATCH (c:Campaign) RETURN c.id AS id, {fields}"),
+                             columns=["id", *CAMPAIGN_PROPS])
+    frame = frame.reindex(columns=["id", *CAMPAIGN_PROPS])
+    frame["id"] = frame["id"].astype(str)
+    return frame.set_index("id").rename_axis("campaign_id")
+
+
+def campaign_features(source: Any) -> pd.DataFrame:
+    """One row per campaign, indexed by ``campaign_id`` (see the module docstring).
+
+    Args:
+        source: a :class:`~shopgraph.graphdb.frames.SourceData` or a connected ``GraphStore``.
+    """
+    out = _campaign_nodes(source)
+    for col in ("start_day", "end_day"):
+        out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
+    for col in ("type", "channel"):
+        out[col] = out[col].astype(object).where(out[col].notna(), None)
+    out["duration"] = out["end_day"] - out["start_day"] + 1
+    includes = edge_table(source, "INCLUDES")
+    out["offers"] = includes.groupby("src")["dst"].nunique().reindex(out.index).fillna(0)
+    applies = edge_table(source, "APPLIES_TO")
+    items = includes[["src", "dst"]].merge(applies[["src", "dst"]], left_on="dst",
+                                           right_on="src", suffixes=("", "_item"))
+    out["items"] = items.groupby("src")["dst_item"].nunique().reindex(out.index).fillna(0)
+    return out.sort_index()
+
+
+def redemptions(source: Any) -> pd.DataFrame:
+    """Every ``COMPLETED`` offer as ``user_id, campaign_id, day`` (``day`` NaN without a ts)."""
+    includes = edge_table(source, "INCLUDES")
+    completed = edge_table(source, "COMPLETED")
+    campaign = completed["dst"].map(dict(zip(includes["dst"], includes["src"])))
+    day = pd.to_numeric(completed["ts"], errors="coerce").astype(float) // DAY
+    out = pd.DataFrame({"user_id": completed["src"], "campaign_id": campaign, "day": day})
+    return out.dropna(subset=["campaign_id"]).reset_index(drop=True)
+
+
+def history_features(pairs: pd.DataFrame, log: pd.DataFrame, campaigns: pd.DataFrame,
+                     events: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Each pair's campaign history, counted strictly before the campaign's ``start_day``.
+
+    Columns: ``hist_campaigns`` (campaigns received that started earlier), ``hist_same_type``
+    (of those, of the same type), ``hist_active`` (of those, still running at the start),
+    ``hist_redemptions`` (redemptions before the start), ``hist_redeemed_campaigns`` (distinct
+    campaigns redeemed before the start), ``hist_redeem_rate`` (the two before, divided),
+    ``days_since_redemption`` and ``days_since_campaign`` (NaN when there is none).
+
+    Args:
+        pairs: ``user_id, campaign_id`` to describe (e.g. a campaign log or candidates).
+        log: past campaign participation (:func:`~shopgraph.strategies.data.campaign_log`);
+            only treated rows count.
+        campaigns: :func:`campaign_features` (needs ``start_day``; ``end_day`` and ``type``
+            are used when present).
+        events: :func:`redemptions`; without it (or for events without a day) a redemption
+            counts as known from the day after its campaign ended.
+
+    Returns:
+        A frame aligned with ``pairs`` (same index), one column per feature above.
+
+    Raises:
+        ValueError: ``pairs`` or ``log`` lack ``user_id`` / ``campaign_id``, or a pair's
+            campaign has no ``start_day``.
+    """
+    for name, frame in (("pairs", pairs), ("log", log)):
+        missing = {"user_id", "campaign_id"} - set(frame.columns)
+        if missing:
+            raise ValueError(f"{name} lacks columns {sorted(missing)}")
+    start = campaigns["start_day"].astype(float)
+    end = campaigns["end_day"].astype(float) if "end_day" in campaigns else start
+    ctype = campaigns["type"] if "type" in campaigns else pd.Series(None, campaigns.index)
+    target = pd.DataFrame({"user_id": pairs["user_id"].astype(str).to_numpy(),
+                           "campaign_id": pairs["campaign_id"].astype(str).to_numpy()})
+    target["start"] = target["campaign_id"].map(start)
+    if target["start"].isna().any():
+        bad = target.loc[target["start"].isna(), "campaign_id"].iloc[0]
+        raise ValueError(f"campaign {bad!r} has no start_day; history features need one per "
+                         "campaign (drop them with history=None)")
+    target["type"] = target["campaign_id"].map(ctype)
+    target["row"] = np.arange(len(target))
+
+    past = log.loc[log["treated"].astype(bool)] if "treated" in log else log
+    past = pd.DataFrame({"user_id": past["user_id"].astype(str).to_numpy(),
+                         "campaign_id": past["campaign_id"].astype(str).to_numpy()})
+    past["p_start"] = past["campaign_id"].map(start)
+    past["p_end"] = past["campaign_id"].map(end)
+    past["p_type"] = past["campaign_id"].map(ctype)
+    joined = target.merge(past.drop(columns="campaign_id"), on="user_id")
+    joined = joined[joined["p_start"] < joined["start"]]
+    n = len(target)
+    grouped = joined.groupby("row")
+    out = pd.DataFrame(index=pairs.index)
+    out["hist_campaigns"] = _per_row(grouped.size(), n, 0)
+    same = joined[joined["p_type"].notna() & (joined["p_type"] == joined["type"])]
+    out["hist_same_type"] = _per_row(same.groupby("row").size(), n, 0)
+    active = joined[joined["p_end"] >= joined["start"]]
+    out["hist_active"] = _per_row(active.groupby("row").size(), n, 0)
+    out["days_since_campaign"] = _per_row(
+        (joined["start"] - joined["p_start"]).groupby(joined["row"]).min(), n, np.nan)
+
+    red = _known_redemptions(log, events, end)
+    rj = target.merge(red, on="user_id")
+    rj = rj[rj["day"] < rj["start"]]
+    rgrouped = rj.groupby("row")
+    out["hist_redemptions"] = _per_row(rgrouped.size(), n, 0)
+    out["hist_redeemed_campaigns"] = _per_row(rgrouped["r_campaign"].nunique(), n, 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = out["hist_redeemed_campaigns"] / out["hist_campaigns"]
+    out["hist_redeem_rate"] = rate.where(out["hist_campaigns"] > 0)
+    out["days_since_redemption"] = _per_row(
+        (rj["start"] - rj["day"]).groupby(rj["row"]).min(), n, np.nan)
+    return out[list(HISTORY_COLUMNS)]
+
+
+def _per_row(values: pd.Series, n: int, fill: float) -> np.ndarray:
+    return values.reindex(np.arange(n)).fillna(fill).to_numpy(dtype=float)
+
+
+def _known_redemptions(log: pd.DataFrame, events: pd.DataFrame | None, end: pd.Series
+                       ) -> pd.DataFrame:
+    """Redemptions with the day they became known: their own day, else the campaign's end + 1."""
+    if events is None:
+        if "redeemed" not in log:
+            return pd.DataFrame({"user_id": [], "r_campaign": [], "day": []})
+        hit = log.loc[log["redeemed"].astype(bool)]
+        events = pd.DataFrame({"user_id": hit["user_id"], "campaign_id": hit["campaign_id"],
+                               "day": np.nan})
+    out = pd.DataFrame({"user_id": events["user_id"].astype(str).to_numpy(),
+                        "r_campaign": events["campaign_id"].astype(str).to_numpy(),
+                        "day": pd.to_numeric(events["day"], errors="coerce").to_numpy(float)})
+    fallback = out["r_campaign"].map(end) + 1
+    out["day"] = out["day"].where(out["day"].notna(), fallback)
+    return out.dropna(subset=["day"])

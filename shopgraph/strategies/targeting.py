@@ -1,0 +1,218 @@
+"""A campaign's audience from the layers below: retrieval candidates, optional response and churn
+scores, the ranked audience with its control group, and why each user is in it.
+
+The candidate pool is the ``pool`` users whose embeddings score highest against the campaign's
+promoted items (:meth:`~shopgraph.retrieval.queries.Retriever.audience_batch`); the heads' scores
+are joined onto it by user id, and :func:`~shopgraph.strategies.audience.rank_audience` blends
+them. Retrieval reasons name, per user, the promoted item the user's embedding scores highest
+and the item from the user's own history closest (cosine) to the promoted items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shopgraph.errors import ShopgraphError
+from shopgraph.strategies.audience import rank_audience
+
+CHURN_HORIZON_DAYS = 90.0
+POOL_FACTOR = 5
+"""Candidates fetched per audience place, so the heads can re-rank beyond retrieval's top n."""
+
+
+def pool_size(retriever: Any, n: int) -> int:
+    """How many candidates an audience of ``n`` is chosen from."""
+    return min(len(retriever.user_ids), n * POOL_FACTOR)
+
+
+def candidates(retriever: Any, campaign_id: str, items: Sequence[str], pool: int,
+               exclude_buyers: bool = False) -> pd.DataFrame:
+    """The ``pool`` best users for the items: ``user_id``, ``retrieval_score``."""
+    found = retriever.audience_batch({campaign_id: list(items)}, pool,
+                                     exclude_buyers=exclude_buyers).to_pandas()
+    return pd.DataFrame({"user_id": found["user_id"].astype(str),
+                         "retrieval_score": found["score"].astype(float)})
+
+
+def retrieval_reasons(retriever: Any, user_ids: Sequence[str], items: Sequence[str]
+                      ) -> pd.DataFrame:
+    """Why retrieval picked each user: ``top_item`` (the promoted item the user scores highest)
+    and ``because_of`` (the user's seen item most similar to the promoted items)."""
+    users, _ = retriever._positions("user", user_ids)
+    promoted, _ = retriever._positions("item", items, skip_unknown=True)
+    item_emb = retriever.ckpt.item_emb
+    scores = retriever.ckpt.user_emb[users] @ item_emb[promoted].T
+    top_item = retriever.item_ids[promoted[np.argmax(scores, axis=1)]]
+    target = item_emb[promoted].mean(axis=0)
+    norms = np.linalg.norm(item_emb, axis=1) * max(np.linalg.norm(target), 1e-12)
+    cosine = (item_emb @ target) / np.where(norms > 0, norms, 1)
+    seen = retriever.bundle.seen[users]
+    because = []
+    for row in range(len(users)):
+        history = seen.indices[seen.indptr[row]:seen.indptr[row + 1]]
+        because.append(retriever.item_ids[history[np.argmax(cosine[history])]]
+                       if len(history) else None)
+    return pd.DataFrame({"user_id": [str(u) for u in user_ids], "top_item": top_item,
+                         "because_of": because})
+
+
+def plan_audience(retriever: Any, campaign_id: str, items: Sequence[str], *, n: int,
+                  control_share: float = 0.1, seed: int = 0,
+                  weights: Mapping[str, float] | None = None,
+                  response_proba: pd.Series | None = None, churn_risk: pd.Series | None = None,
+                  consent: pd.Series | None = None, exclude_buyers: bool = False,
+                  value: float = 1.0) -> pd.DataFrame:
+    """The ranked audience of a campaign with its control group and retrieval reasons.
+
+    Args:
+        retriever: the model's :class:`~shopgraph.retrieval.queries.Retriever`.
+        campaign_id: the campaign (salts the control draw).
+        items: its promoted items.
+        n: audience size, control included.
+        control_share: share held out for measurement.
+        seed: seed of the control draw.
+        weights: blend weights of ``retrieval_score``, ``response_proba``, ``churn_risk``
+            (default: retrieval and response 1, churn 0; a win-back campaign sets churn > 0).
+        response_proba: P(respond) per user id, where a response head exists.
+        churn_risk: P(churn) per user id, where a churn head exists.
+        consent: consent per user id (false: never contacted, nor held out).
+        exclude_buyers: leave out users who already have one of the items.
+        value: worth of one response, for ``expected_value``.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    pool = pool_size(retriever, n)
+    frame = candidates(retriever, campaign_id, items, pool, exclude_buyers)
+    if frame.empty:
+        raise ShopgraphError(f"no user qualifies for campaign {campaign_id!r} (all excluded); "
+                             "drop --exclude-buyers or widen the items")
+    for name, series in (("response_proba", response_proba), ("churn_risk", churn_risk)):
+        if series is not None:
+            frame[name] = frame["user_id"].map(series.rename(index=str))
+    ranked = rank_audience(frame, campaign_id, n=n, weights=weights,
+                           control_share=control_share, seed=seed, consent=consent, value=value)
+    if ranked.empty:
+        raise ShopgraphError(f"every candidate of campaign {campaign_id!r} opted out of "
+                             "contact (consent false); nothing to send")
+    reasons = retrieval_reasons(retriever, ranked["user_id"].tolist(), items)
+    out = ranked.merge(reasons, on="user_id", how="left")
+    out.attrs.update(ranked.attrs)
+    return out
+
+
+def response_scores(ws: Any, campaign_id: str, user_ids: Sequence[str]) -> tuple[Any, str]:
+    """P(respond) to ``campaign_id`` for ``user_ids`` from a response head trained on the
+    other campaigns' logged outcomes, and a note; ``(None, why)`` when there is no such
+    log. The label is the first of redeemed, converted, visited that has positives."""
+    from shopgraph.strategies import response
+    from shopgraph.strategies.campaigns import campaign_features
+
+    log = ws.campaign_log()
+    past = log[(log["campaign_id"] != str(campaign_id)) & log["treated"].astype(bool)]
+    label = next((c for c in ("redeemed", "converted", "visited") if past[c].any()), None)
+    if label is None:
+        return None, "no response head: no other campaign has logged outcomes"
+    camps = campaign_features(ws.store())
+    users = ws.user_features()
+    try:
+        head = response.fit(past, users, camps, label=label)
+    except ShopgraphError as exc:
+        return None, f"no response head: {exc}"
+    pairs = pd.DataFrame({"user_id": list(user_ids), "campaign_id": str(campaign_id)})
+    proba = head.predict_proba(pairs, users, camps)
+    note = (f"response head ({head.kind}) on {len(past):,} past exposures of "
+            f"{past['campaign_id'].nunique()} campaigns, label {label}")
+    return pd.Series(proba, index=pairs["user_id"].astype(str)), note
+
+
+def churn_scores(ws: Any, user_ids: Sequence[str],
+                 horizon_days: float = CHURN_HORIZON_DAYS) -> tuple[Any, str]:
+    """P(no purchase in the next ``horizon_days``) for ``user_ids`` from a churn head trained
+    on the graph's purchases up to the last one, and a note; ``(None, why)`` when the purchase
+    history cannot support one. Users without a purchase get no score (NaN)."""
+    from shopgraph.strategies.churn import ChurnHead
+
+    buys = ws.purchases()
+    if buys.empty:
+        return None, "no churn head: no timestamped purchases in the graph"
+    now = int(buys["ts"].max()) + 1
+    try:
+        head = ChurnHead().fit(buys, now, horizon_days)
+    except ShopgraphError as exc:
+        return None, f"no churn head: {exc}"
+    risk = head.predict(buys, now)["churn_probability"]
+    note = (f"churn head (LightGBM, calibrated) over the next {horizon_days:g} days, "
+            f"{len(risk):,} customers")
+    return risk.reindex([str(u) for u in user_ids]), note
+
+
+def target(ws: Any, campaign: str | None = None, n: int = 1000, *,
+           items: Sequence[str] | None = None, control_share: float = 0.1, seed: int = 0,
+           winback: bool = False, heads: bool = True, exclude_buyers: bool = False,
+           model: str | None = None, output: str | Path | None = None,
+           pseudonymise: bool = False, email_hashes: bool = False,
+           write_back: bool = False) -> dict[str, Any]:
+    """Plan a campaign's audience and export it; see ``docs/strategies.md``.
+
+    Candidates come from retrieval against the campaign's promoted items (or ``items``);
+    response and churn heads re-rank them where the graph's history supports them; a
+    hash-based control group of ``control_share`` is held out; users without consent are
+    left out. The list is written to ``output`` (default
+    ``exports/targets/<campaign>-<run id>.csv``) and, with ``write_back``, recorded in
+    the graph as ``TARGETED`` / ``HELD_OUT`` relationships tagged with the run id. The
+    same inputs and seed give the same run id and the same list.
+
+    Returns:
+        A summary: run id, path, counts, what the ranking used, and the audience frame.
+    """
+    from shopgraph.strategies import exports
+
+    if campaign is None and items is None:
+        raise ValueError("give a campaign, items, or both")
+    name = str(campaign) if campaign is not None else "items"
+    promoted = list(items) if items is not None else ws.campaign_items(name)
+    if not promoted:
+        raise ValueError(f"campaign {name!r} promotes no items (no offer of it applies "
+                         "to an item); pass items")
+    retriever = ws.retriever(model)
+    users = ws.user_features()
+    consent = users["consent"] if "consent" in users else None
+    notes: list[str] = []
+    response_proba = churn_risk = None
+    if heads:
+        pool_ids = candidates(retriever, name, promoted, pool_size(retriever, n),
+                              exclude_buyers)["user_id"].tolist()
+        if campaign is not None:
+            response_proba, note = response_scores(ws, name, pool_ids)
+            notes.append(note)
+        churn_risk, note = churn_scores(ws, pool_ids)
+        notes.append(note)
+    weights = {"retrieval_score": 1.0, "response_proba": 1.0,
+               "churn_risk": 1.0 if winback else 0.0}
+    audience = plan_audience(retriever, name, promoted, n=n, control_share=control_share,
+                             seed=seed, weights=weights, response_proba=response_proba,
+                             churn_risk=churn_risk, consent=consent,
+                             exclude_buyers=exclude_buyers)
+    run = exports.run_id(name, sorted(promoted), n, control_share, winback, heads,
+                         exclude_buyers, retriever.ckpt.fingerprint, audience, seed=seed)
+    path = Path(output) if output is not None else (
+        ws.exports_dir / "targets" / f"{name}-{run[:12]}.csv")
+    key = exports.load_key(ws.path / "pseudonym.key") if pseudonymise else None
+    emails = users["email"] if email_hashes and "email" in users else None
+    if email_hashes and emails is None:
+        raise ValueError("no user has an e-mail address in the graph; ingest the users' "
+                         "email property or drop --email-hashes")
+    exports.write_list(audience, path, run, key=key, emails=emails)
+    written = None
+    if write_back:
+        written = exports.write_back(ws.store(), audience, run).relationships_written
+    return {"run_id": run, "path": str(path), "campaign": name, "items": len(promoted),
+            "audience": len(audience), "send": audience.attrs.get("send"),
+            "control": audience.attrs.get("control"),
+            "no_consent": audience.attrs.get("no_consent"), "used": notes,
+            "written_back": written, "frame": audience}
