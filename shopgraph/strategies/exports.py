@@ -39,6 +39,10 @@ FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 GMAIL_DOMAINS = ("gmail.com", "googlemail.com")
 
 
+REASON_COLUMNS = ("risk_band", "top_item", "because_of", "response_reasons", "churn_reasons")
+"""Columns carried into the lists when the audience has them (see strategies.targeting)."""
+
+
 def frame_fingerprint(frame: pd.DataFrame | pd.Series) -> str:
     """A fingerprint of a frame's content (columns, index and values, via its CSV form)."""
     return fingerprint(frame.to_csv())
@@ -131,6 +135,9 @@ def list_frame(audience: pd.DataFrame, run: str, *, key: bytes | None = None,
         if col in rows:
             out[col] = rows[col].astype(float)
     out["arm"] = rows["arm"]
+    for col in REASON_COLUMNS:
+        if col in rows:
+            out[col] = rows[col].to_numpy()
     if emails is not None:
         out["email_sha256"] = [hash_email(e) for e in emails.reindex(ids).to_numpy()]
     return out.reset_index(drop=True)

@@ -21,6 +21,9 @@ from shopgraph.errors import ShopgraphError
 from shopgraph.strategies.audience import rank_audience
 
 CHURN_HORIZON_DAYS = 90.0
+TREES_FROM_CUSTOMERS = 1000
+"""Below this many customers the churn head is the RFM logistic model: trees need more rows to
+split at all, and on CDNOW the two tie (docs/strategies-churn.md)."""
 POOL_FACTOR = 5
 """Candidates fetched per audience place, so the heads can re-rank beyond retrieval's top n."""
 
@@ -106,9 +109,10 @@ def plan_audience(retriever: Any, campaign_id: str, items: Sequence[str], *, n: 
 
 
 def response_scores(ws: Any, campaign_id: str, user_ids: Sequence[str]) -> tuple[Any, str]:
-    """P(respond) to ``campaign_id`` for ``user_ids`` from a response head trained on the
-    other campaigns' logged outcomes, and a note; ``(None, why)`` when there is no such
-    log. The label is the first of redeemed, converted, visited that has positives."""
+    """``response_proba`` and ``response_reasons`` (top SHAP features) per user for
+    ``campaign_id``, from a response head trained on the other campaigns' logged outcomes, and
+    a note; ``(None, why)`` when there is no such log. The label is the first of redeemed,
+    converted, visited that has positives."""
     from shopgraph.strategies import response
     from shopgraph.strategies.campaigns import campaign_features
 
@@ -125,30 +129,43 @@ def response_scores(ws: Any, campaign_id: str, user_ids: Sequence[str]) -> tuple
         return None, f"no response head: {exc}"
     pairs = pd.DataFrame({"user_id": list(user_ids), "campaign_id": str(campaign_id)})
     proba = head.predict_proba(pairs, users, camps)
+    why = head.reasons(pairs, users, camps, top=3)
     note = (f"response head ({head.kind}) on {len(past):,} past exposures of "
             f"{past['campaign_id'].nunique()} campaigns, label {label}")
-    return pd.Series(proba, index=pairs["user_id"].astype(str)), note
+    return pd.DataFrame({"response_proba": proba,
+                         "response_reasons": why.astype(str).agg("; ".join, axis=1).to_numpy()},
+                        index=pairs["user_id"].astype(str).to_numpy()), note
 
 
 def churn_scores(ws: Any, user_ids: Sequence[str],
                  horizon_days: float = CHURN_HORIZON_DAYS) -> tuple[Any, str]:
-    """P(no purchase in the next ``horizon_days``) for ``user_ids`` from a churn head trained
-    on the graph's purchases up to the last one, and a note; ``(None, why)`` when the purchase
-    history cannot support one. Users without a purchase get no score (NaN)."""
+    """``churn_risk`` (P(no purchase in the next ``horizon_days``)), ``risk_band`` and
+    ``churn_reasons`` per user from a churn head trained on the graph's purchases up to the
+    last one, and a note; ``(None, why)`` when the purchase history cannot support one. Users
+    without a purchase get no score (NaN)."""
     from shopgraph.strategies.churn import ChurnHead
 
     buys = ws.purchases()
     if buys.empty:
         return None, "no churn head: no timestamped purchases in the graph"
     now = int(buys["ts"].max()) + 1
+    customers = buys["user_id"].nunique()
+    kind = "lightgbm" if customers >= TREES_FROM_CUSTOMERS else "logistic"
     try:
-        head = ChurnHead().fit(buys, now, horizon_days)
+        head = ChurnHead(kind).fit(buys, now, horizon_days)
     except ShopgraphError as exc:
         return None, f"no churn head: {exc}"
-    risk = head.predict(buys, now)["churn_probability"]
-    note = (f"churn head (LightGBM, calibrated) over the next {horizon_days:g} days, "
-            f"{len(risk):,} customers")
-    return risk.reindex([str(u) for u in user_ids]), note
+    ids = [str(u) for u in user_ids]
+    pred = head.predict(buys, now)
+    why = head.reasons(buys, now, users=ids, k=2)
+    why["text"] = [f"{f}={v:g} ({c:+.2f})" for f, v, c in
+                   zip(why["feature"], why["value"], why["contribution"])]
+    out = pd.DataFrame({"churn_risk": pred["churn_probability"],
+                        "risk_band": pred["risk_band"].astype(str)}).reindex(ids)
+    out["churn_reasons"] = why.groupby("user_id")["text"].agg("; ".join).reindex(ids)
+    note = (f"churn head ({kind}, calibrated) over the next {horizon_days:g} days, "
+            f"{len(pred):,} customers")
+    return out, note
 
 
 def target(ws: Any, campaign: str | None = None, n: int = 1000, *,
@@ -183,21 +200,28 @@ def target(ws: Any, campaign: str | None = None, n: int = 1000, *,
     users = ws.user_features()
     consent = users["consent"] if "consent" in users else None
     notes: list[str] = []
-    response_proba = churn_risk = None
+    response = churn = None
     if heads:
         pool_ids = candidates(retriever, name, promoted, pool_size(retriever, n),
                               exclude_buyers)["user_id"].tolist()
         if campaign is not None:
-            response_proba, note = response_scores(ws, name, pool_ids)
+            response, note = response_scores(ws, name, pool_ids)
             notes.append(note)
-        churn_risk, note = churn_scores(ws, pool_ids)
+        churn, note = churn_scores(ws, pool_ids)
         notes.append(note)
     weights = {"retrieval_score": 1.0, "response_proba": 1.0,
                "churn_risk": 1.0 if winback else 0.0}
     audience = plan_audience(retriever, name, promoted, n=n, control_share=control_share,
-                             seed=seed, weights=weights, response_proba=response_proba,
-                             churn_risk=churn_risk, consent=consent,
-                             exclude_buyers=exclude_buyers)
+                             seed=seed, weights=weights,
+                             response_proba=None if response is None
+                             else response["response_proba"],
+                             churn_risk=None if churn is None else churn["churn_risk"],
+                             consent=consent, exclude_buyers=exclude_buyers)
+    for extra, cols in ((response, ["response_reasons"]), (churn, ["risk_band",
+                                                                   "churn_reasons"])):
+        if extra is not None:
+            for col in cols:
+                audience[col] = audience["user_id"].map(extra[col])
     run = exports.run_id(name, sorted(promoted), n, control_share, winback, heads,
                          exclude_buyers, retriever.ckpt.fingerprint, audience, seed=seed)
     path = Path(output) if output is not None else (

@@ -109,3 +109,71 @@ def test_cli_target_json_and_errors(shop: Workspace, tmp_path: Path) -> None:
     assert res.exit_code != 0 and "give --campaign" in res.output
     with pytest.raises(ValueError, match="promotes no items"):
         shop.target("c2", 5)
+
+
+DAY = 86_400
+START = 1_700_000_000
+
+
+def history(folder: Path) -> SourceData:
+    """Timestamped purchases (one in three users stops buying after day 150; the others buy
+    monthly to day 360), a channel per user (odd users web, even phone), and a past campaign
+    c0 sent to everyone whose coupon only the odd users (gamers) redeemed."""
+    from shopgraph.graphdb.frames import EdgeFrame
+
+    users = [f"u{j}" for j in range(N_USERS)]
+    rows = [(u, f"i{(j % 2) * 20 + d // 30 % 20}", START + d * DAY)
+            for j, u in enumerate(users) for d in range(0, 361, 30)
+            if j % 3 or d <= 150]
+    buys = pd.DataFrame({"src": [r[0] for r in rows], "dst": [r[1] for r in rows],
+                         "eid": [f"t:{r[0]}:{r[2]}" for r in rows],
+                         "ts": pd.array([r[2] for r in rows], dtype="Int64"),
+                         "value": 10.0, "_line": 0})
+
+    def edges(pairs: list[tuple[str, str]], ts: int | None = None) -> pd.DataFrame:
+        return pd.DataFrame({"src": [a for a, _ in pairs], "dst": [b for _, b in pairs],
+                             "eid": [f"{a}>{b}" for a, b in pairs],
+                             "ts": pd.array([ts] * len(pairs), dtype="Int64"),
+                             "value": float("nan"), "_line": 0})
+
+    f = folder / "history.csv"
+    f.write_text("\n".join(users))
+    people_frame = pd.DataFrame({"id": users, "channel": ["web" if j % 2 else "phone"
+                                                         for j in range(N_USERS)], "_line": 0})
+    camp = pd.DataFrame({"id": ["c0", "c1"], "type": ["TypeA", "TypeA"],
+                         "start_day": [100, 400], "end_day": [130, 430], "_line": 0})
+    return SourceData("history", [f], nodes=[
+        NodeFrame("User", people_frame), NodeFrame("Campaign", camp),
+        NodeFrame("Offer", pd.DataFrame({"id": ["c0:o"], "_line": [0]}))], edges=[
+        EdgeFrame("PURCHASED", buys),
+        EdgeFrame("INCLUDES", edges([("c0", "c0:o")])),
+        EdgeFrame("APPLIES_TO", edges([("c0:o", "i21")])),
+        EdgeFrame("EXPOSED", edges([(u, "c0") for u in users])),
+        EdgeFrame("COMPLETED", edges([(u, "c0:o") for j, u in enumerate(users) if j % 2],
+                                     START + 110 * DAY))])
+
+
+def test_heads_rerank_a_winback_campaign_and_explain_it(
+        graph_server: EmbeddedServer, tmp_path: Path) -> None:
+    with workspace_on(graph_server, tmp_path, "heads") as ws:
+        ws.ingest(taste_shop(tmp_path))
+        ws.ingest(history(tmp_path))
+        ws.train("spectral", progress=False, k=16)
+        ws.build_index("spectral")
+        plain = ws.target("c1", 20, control_share=0.0, output=tmp_path / "a.csv")
+        winback = ws.target("c1", 20, control_share=0.0, winback=True,
+                            output=tmp_path / "b.csv")
+        notes = " | ".join(winback["used"])
+        assert "response head (lightgbm) on 60 past exposures of 1 campaigns" in notes
+        assert "churn head" in notes and "no churn head" not in notes
+        frame = winback["frame"]
+        stopped = {f"u{j}" for j in range(N_USERS) if j % 3 == 0}
+        assert frame.set_index("user_id")["churn_risk"].groupby(
+            lambda u: u in stopped).mean().pipe(lambda m: m[True] > m[False] + 0.2)
+        assert (len(set(winback["frame"]["user_id"]) & stopped)
+                > len(set(plain["frame"]["user_id"]) & stopped))
+        listed = pd.read_csv(tmp_path / "b.csv")
+        assert {"risk_band", "churn_reasons", "response_reasons", "top_item",
+                "because_of"} <= set(listed.columns)
+        assert listed["churn_reasons"].str.contains("recency_days|frequency|monetary").any()
+        assert plain["frame"]["response_proba"].notna().all()
