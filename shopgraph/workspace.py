@@ -265,6 +265,13 @@ class Workspace:
 
         return target(self, campaign, n, **kwargs)
 
+    def offers(self, campaign: str, budget: float, **kwargs: Any) -> dict[str, Any]:
+        """Choose the next offer (or none) per user from a past randomised campaign, under a
+        budget; see :func:`shopgraph.strategies.offer_plan.plan_offers`."""
+        from shopgraph.strategies.offer_plan import plan_offers
+
+        return plan_offers(self, campaign, budget, **kwargs)
+
     def summary(self) -> dict[str, dict[str, int]]:
         """Node and relationship counts."""
         return self.store().summary()

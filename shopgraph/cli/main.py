@@ -28,6 +28,7 @@ app.command("recommend")(query.recommend)
 app.command("similar")(query.similar)
 app.command("audience")(query.audience)
 app.command("target")(target.target)
+app.command("offers")(target.offers)
 
 
 def _version(value: bool) -> None:

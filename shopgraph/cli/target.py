@@ -1,9 +1,9 @@
-"""``shopgraph target``: a campaign's audience as a list to send, with its control group."""
+"""``shopgraph target`` and ``shopgraph offers``: lists to send, each with its control group."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -93,3 +93,82 @@ def target(
               f"list: {result['path']}"
               + (f"; {result['written_back']:,} relationships written to the graph"
                  if result["written_back"] is not None else ""))
+
+
+def _per_offer(values: list[str], option: str) -> Any:
+    """``[NUMBER]`` -> that number for every offer; ``[OFFER=NUMBER, ...]`` -> a dict."""
+    from shopgraph.config import parse_settings
+    from shopgraph.errors import ConfigError
+
+    if len(values) == 1 and "=" not in values[0]:
+        try:
+            return float(values[0])
+        except ValueError as exc:
+            raise typer.BadParameter(f"{values[0]!r} is not a number", param_hint=option) from exc
+    try:
+        parsed = parse_settings(values)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from exc
+    bad = {k: v for k, v in parsed.items() if not isinstance(v, int | float)}
+    if bad:
+        raise typer.BadParameter(f"values must be numbers, got {bad}", param_hint=option)
+    return parsed
+
+
+def offers(
+    campaign: Annotated[str, typer.Option(
+        help="A past randomised campaign (arms plus a held-out control): its arms are the "
+             "offers to choose from, its outcomes train the uplift model.")],
+    budget: Annotated[float, typer.Option(
+        help="Total budget, in the unit of --cost (with cost 1, the number of sends).")],
+    cost: Annotated[list[str] | None, typer.Option(
+        help="Cost of one send: a number for every offer, or OFFER=COST (repeatable).")]
+    = None,
+    value_per_response: Annotated[float, typer.Option(
+        help="Worth of one extra response (ignored with --label value, where the uplift is "
+             "spend).")] = 1.0,
+    label: Annotated[str, typer.Option(
+        help="Outcome to raise: converted, visited, redeemed, or value (spend).")]
+    = "converted",
+    cap: Annotated[list[str] | None, typer.Option(
+        help="Most users for an offer, as OFFER=N (repeatable).")] = None,
+    control_share: Annotated[float, typer.Option(
+        help="Share of the selected users held out as a control group.")] = 0.1,
+    kind: Annotated[str, typer.Option(help="Uplift base model: lightgbm or logistic.")]
+    = "lightgbm",
+    pseudonymise: Annotated[bool, typer.Option(
+        "--pseudonymise", help="Write HMAC-SHA256 pseudonyms instead of user ids.")] = False,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="CSV or Parquet file (default: "
+                               "<workspace>/exports/offers/<campaign>-<run>.csv).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the model and the control group.")] = 0,
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    uri: UriOpt = None, user: UserOpt = None, database: DatabaseOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Choose the next offer (or none) for every customer, under a budget.
+
+    A multi-treatment uplift model learns from the past campaign's randomised arms; each
+    offer's net value per customer is uplift × value − cost; HiGHS picks at most one offer per
+    customer within the budget, caps and consent, and the report says how close to optimal
+    the choice is. The list carries the offer, expected value, uplift reasons and a
+    treatment/control flag.
+    """
+    costs = _per_offer(cost, "--cost") if cost else 0.0
+    caps = _per_offer(cap, "--cap") if cap else None
+    if isinstance(caps, float):
+        raise typer.BadParameter("caps take OFFER=N", param_hint="--cap")
+    with Workspace(workspace, uri=uri, user=user, database=database) as ws:
+        result = ws.offers(campaign, budget, cost=costs, value_per_response=value_per_response,
+                           label=label, caps=caps, control_share=control_share, kind=kind,
+                           seed=seed, output=output, pseudonymise=pseudonymise)
+    result.pop("frame")
+    if as_json:
+        print_json(result)
+        return
+    counts = ", ".join(f"{k}: {v:,}" for k, v in result["counts"].items())
+    err.print(f"run {result['run_id'][:12]}: {result['selected']:,} customers get an offer "
+              f"({counts}); {result['control']:,} of them held out as control. Expected "
+              f"incremental value {result['objective']:,.2f}, within {100 * result['gap']:.3f} % "
+              f"of the optimum (LP bound {result['lp_bound']:,.2f}); budget used "
+              f"{result['budget_used']:,.2f} of {result['budget']:,.2f}; list: {result['path']}")

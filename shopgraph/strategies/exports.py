@@ -39,7 +39,8 @@ FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 GMAIL_DOMAINS = ("gmail.com", "googlemail.com")
 
 
-REASON_COLUMNS = ("risk_band", "top_item", "because_of", "response_reasons", "churn_reasons")
+REASON_COLUMNS = ("uplift", "risk_band", "top_item", "because_of", "response_reasons",
+                  "churn_reasons", "uplift_reasons")
 """Columns carried into the lists when the audience has them (see strategies.targeting)."""
 
 
