@@ -52,7 +52,8 @@ def demo(workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
          = Path("../shared/data")) -> None:
     """Run the main job end to end on the embedded server: start it, ingest Gowalla and the
     Hillstrom campaign, export the interactions, learn embeddings, build the retrieval indexes,
-    print a summary and a first recommendation."""
+    print a summary and a first recommendation, and plan offers from the Hillstrom experiment
+    under a budget."""
     from shopgraph.graphdb.formats import load
     from shopgraph.workspace import Workspace
 
@@ -86,6 +87,13 @@ def demo(workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
         recs = ws.recommend(user, k=5)
         err.print(f"top 5 for user {user}: " + ", ".join(f"{m.id} ({m.score:.3f})" for m in recs)
                   + f"; try `shopgraph recommend {user} -w {workspace}`")
+        plan = ws.offers("hillstrom-2008", 2000.0, cost=0.1, label="value")
+        counts = ", ".join(f"{k} {v:,}" for k, v in plan["counts"].items())
+        err.print(f"offer plan from the Hillstrom experiment (e-mails at 0.10 each, budget "
+                  f"2,000, uplift in spend): {counts}; expected extra spend net of cost "
+                  f"{plan['objective']:,.0f} (within {100 * plan['gap']:.3f} % of the optimum); "
+                  f"{plan['control']:,} held out as control; {plan['without_features']:,} users "
+                  f"without Hillstrom features left out; list {plan['path']}")
         err.print(f"graph server still running for {ws.path}; stop it with "
                   f"`shopgraph db stop --workspace {workspace}`")
 

@@ -3,7 +3,8 @@ randomised campaign and chosen under a budget.
 
 1. The past campaign's log (arms and outcomes, with one control arm of held-out users) trains a
    multi-treatment uplift model (:class:`~shopgraph.strategies.uplift.UpliftModel`).
-2. For every user with features, the net value of each offer is
+2. For every user with at least one of the model's features (others, e.g. users of another
+   dataset, are left out and counted), the net value of each offer is
    ``uplift x value_per_response - cost`` (``value_per_response`` is the worth of one more
    response; with ``label="value"`` the uplift is already money: mean spend).
 3. :func:`~shopgraph.strategies.offers.select_offers` picks at most one offer per user under the
@@ -63,6 +64,15 @@ def plan_offers(ws: Any, campaign: str, budget: float, *,
         y = (y > 0).astype(float)
     model = UpliftModel(kind, seed=seed).fit(feats, log["arm"].to_numpy(), y, control=control)
     users = ws.user_features()
+    inputs = [c for c in feats.columns if c in users and c not in ("email", "consent")]
+    described = users[inputs].notna().any(axis=1) if inputs else users.index.notna()
+    unknown = int((~described).sum())  # e.g. users of another dataset: nothing to predict from
+    users = users[described]
+    if users.empty:
+        from shopgraph.errors import ShopgraphError
+
+        raise ShopgraphError(f"no user has the features the uplift model learnt from "
+                             f"({', '.join(inputs) or 'none'}); ingest the users' properties")
     pred = model.predict(users)
     offers = pred.treatments
     costs = np.array([cost.get(o, np.nan) if isinstance(cost, Mapping) else cost
@@ -101,7 +111,8 @@ def plan_offers(ws: Any, campaign: str, budget: float, *,
     key = exports.load_key(ws.path / "pseudonym.key") if pseudonymise else None
     exports.write_list(frame, path, run, key=key)
     return {"run_id": run, "path": str(path), "campaign": str(campaign), "label": label,
-            "offers": offers, "selected": int(len(frame)), "send": int((~held).sum()),
+            "offers": offers, "without_features": unknown, "selected": int(len(frame)),
+            "send": int((~held).sum()),
             "control": int(held.sum()), "counts": report.counts,
             "objective": report.objective, "lp_bound": report.lp_bound, "gap": report.gap,
             "budget": report.budget, "budget_used": report.budget_used,

@@ -19,20 +19,30 @@ CAMPAIGN = "hillstrom-2008"
 OFFERS = {"Mens E-Mail", "Womens E-Mail"}
 
 
+def gowalla_head(shared_data: Path, tmp_path: Path) -> Path:
+    """Five Gowalla users: nodes without any Hillstrom feature."""
+    path = tmp_path / "g.txt"
+    path.write_text("".join((shared_data / "gowalla" / "train.txt").open().readlines()[:5]))
+    return path
+
+
 def test_offers_from_a_randomised_campaign_under_a_budget(
         graph_server: EmbeddedServer, shared_data: Path, tmp_path: Path) -> None:
     csv = tmp_path / "h.csv"
     csv.write_text("".join((shared_data / "hillstrom" / "hillstrom.csv").open().readlines()[:4001]))
     with workspace_on(graph_server, tmp_path, "offers") as ws:
         ws.ingest(load("hillstrom", csv))
+        ws.ingest(load("lightgcn", gowalla_head(shared_data, tmp_path)))  # users, no features
         out = tmp_path / "plan.csv"
         plan = ws.offers(CAMPAIGN, 600, cost=1.0, value_per_response=40.0, label="visited",
                          kind="logistic", output=out)
         assert set(plan["offers"]) == OFFERS and 0 < plan["selected"] <= 600
+        assert plan["without_features"] == 5
         assert plan["budget_used"] == plan["selected"] <= plan["budget"]
         assert plan["gap"] < 1e-3 and plan["objective"] <= plan["lp_bound"] + 1e-9
         listed = pd.read_csv(out)
         assert set(listed["offer"]) <= OFFERS and len(listed) == plan["selected"]
+        assert listed["user_id"].str.startswith("h").all()
         assert (listed["expected_value"] > 0).all()
         assert listed["uplift_reasons"].str.count(";").eq(2).all()
         assert set(listed["arm"]) == {"treatment", "control"}
