@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shopgraph.graphdb.frames import SourceData
-from shopgraph.strategies.data import edge_table
+from shopgraph.strategies.data import edge_table, node_table
 
 DAY = 86_400
 CAMPAIGN_PROPS = ("type", "channel", "start_day", "end_day")
@@ -28,27 +27,13 @@ HISTORY_COLUMNS = ("hist_campaigns", "hist_same_type", "hist_active", "hist_rede
                    "days_since_campaign")
 
 
-def _campaign_nodes(source: Any) -> pd.DataFrame:
-    if isinstance(source, SourceData):
-        parts = [n.data for n in source.nodes if n.label == "Campaign"]
-        frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["id"])
-        frame = frame.drop_duplicates("id", keep="last")
-    else:
-        fields = ", ".join(f"c.{p} AS {p}" for p in CAMPAIGN_PROPS)
-        frame = pd.DataFrame(source.query(f"MATCH (c:Campaign) RETURN c.id AS id, {fields}"),
-                             columns=["id", *CAMPAIGN_PROPS])
-    frame = frame.reindex(columns=["id", *CAMPAIGN_PROPS])
-    frame["id"] = frame["id"].astype(str)
-    return frame.set_index("id").rename_axis("campaign_id")
-
-
 def campaign_features(source: Any) -> pd.DataFrame:
     """One row per campaign, indexed by ``campaign_id`` (see the module docstring).
 
     Args:
         source: a :class:`~shopgraph.graphdb.frames.SourceData` or a connected ``GraphStore``.
     """
-    out = _campaign_nodes(source)
+    out = node_table(source, "Campaign", CAMPAIGN_PROPS).rename_axis("campaign_id")
     for col in ("start_day", "end_day"):
         out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
     for col in ("type", "channel"):

@@ -117,19 +117,27 @@ def campaign_log(source: Any, campaign_id: str | None = None) -> pd.DataFrame:
          "redeemed"]]
 
 
-def user_features(source: Any, props: Sequence[str] | None = None) -> pd.DataFrame:
-    """The ``User`` nodes' properties (all known ones by default), indexed by ``user_id``."""
-    props = list(props or schema.NODE_PROPERTIES["User"])
-    unknown = set(props) - set(schema.NODE_PROPERTIES["User"])
+def node_table(source: Any, label: str, props: Sequence[str]) -> pd.DataFrame:
+    """The ``props`` of every ``label`` node (allow-listed in the schema), indexed by ``id``."""
+    label = schema.label(label)
+    unknown = set(props) - set(schema.NODE_PROPERTIES[label])
     if unknown:
-        raise ValueError(f"User has no properties {sorted(unknown)}")
+        raise ValueError(f"{label} has no properties {sorted(unknown)}")
     if isinstance(source, SourceData):
-        parts = [n.data for n in source.nodes if n.label == "User"]
+        parts = [n.data for n in source.nodes if n.label == label]
         frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["id"])
         frame = frame.drop_duplicates("id", keep="last")
     else:
-        fields = ", ".join(f"u.{p} AS {p}" for p in props)
-        frame = pd.DataFrame(source.query(f"MATCH (u:User) RETURN u.id AS id, {fields}"))
+        fields = ", ".join(f"n.{p} AS {p}" for p in props)
+        frame = pd.DataFrame(source.query(f"MATCH (n:{label}) RETURN n.id AS id, {fields}"),
+                             columns=["id", *props])
     frame = frame.reindex(columns=["id", *props])
     frame["id"] = frame["id"].astype(str)
-    return frame.set_index("id").rename_axis("user_id").dropna(axis=1, how="all")
+    return frame.set_index("id")
+
+
+def user_features(source: Any, props: Sequence[str] | None = None) -> pd.DataFrame:
+    """The ``User`` nodes' properties (all known ones by default), indexed by ``user_id``."""
+    props = list(props or schema.NODE_PROPERTIES["User"])
+    frame = node_table(source, "User", props)
+    return frame.rename_axis("user_id").dropna(axis=1, how="all")
