@@ -10,6 +10,7 @@ import typer
 
 from shopgraph import __version__
 from shopgraph.cli import db, index, ingest, query, target, train
+from shopgraph.cli import run as pipeline
 from shopgraph.cli.options import DEFAULT_WORKSPACE, WorkspaceOpt
 from shopgraph.cli.output import err, print_summary, progress_bar
 from shopgraph.errors import ShopgraphError
@@ -29,6 +30,7 @@ app.command("similar")(query.similar)
 app.command("audience")(query.audience)
 app.command("target")(target.target)
 app.command("offers")(target.offers)
+app.command("run")(pipeline.run)
 
 
 def _version(value: bool) -> None:
