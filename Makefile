@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 WORKSPACE ?= demo-workspace
 DATA ?= ../shared/data
 
-.PHONY: install demo test lint clean
+.PHONY: install chromium demo test lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -25,8 +25,15 @@ install: $(STAMP)
 demo: install
 	$(BIN)/shopgraph demo --workspace $(WORKSPACE) --data $(DATA)
 
+## Headless Chromium renders the HTML report in the tests (they skip, saying why, without it).
+chromium:
+	@command -v chromium >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  $$SUDO apt-get install -y -qq chromium; } || \
+	  echo "could not install chromium; the report's browser tests will be skipped"
+
 ## Run the test suite (the same command CI runs).
-test: install
+test: install chromium
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 clean:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from shopgraph import __version__
-from shopgraph.cli import db, index, ingest, query, target, train
+from shopgraph.cli import db, index, ingest, query, report, target, train
 from shopgraph.cli import run as pipeline
 from shopgraph.cli.options import DEFAULT_WORKSPACE, WorkspaceOpt
 from shopgraph.cli.output import err, print_summary, progress_bar
@@ -31,6 +31,7 @@ app.command("audience")(query.audience)
 app.command("target")(target.target)
 app.command("offers")(target.offers)
 app.command("run")(pipeline.run)
+app.command("report")(report.report)
 
 
 def _version(value: bool) -> None:
