@@ -184,14 +184,17 @@ class Pipeline:
         return {"paths": [info["path"]], "fingerprint": info["checkpoint_fingerprint"]}
 
     def _heads(self) -> dict[str, Any]:
-        """Score the churn head out of time: trained on purchases before the last horizon,
-        judged on who bought in it, beside the RFM logistic baseline."""
-        from shopgraph.strategies.churn_eval import evaluate_churn
+        """Score the churn head out of time and the response head on held-out exposures, each
+        beside its logistic baseline (see :mod:`shopgraph.strategies.evaluation`)."""
+        from shopgraph.strategies.campaigns import campaign_features
+        from shopgraph.strategies.evaluation import evaluate_churn, evaluate_response
 
         settings = self.config.get("heads", {})
         self.results["churn"] = evaluate_churn(self.ws.purchases(),
                                                settings.get("horizon_days", 90.0))
-        return {"fingerprint": fingerprint(self.results["churn"])}
+        self.results["response"] = evaluate_response(
+            self.ws.campaign_log(), self.ws.user_features(), campaign_features(self.ws.store()))
+        return {"fingerprint": fingerprint(self.results["churn"], self.results["response"])}
 
     def _target(self) -> dict[str, Any]:
         settings = dict(self.config["target"])
