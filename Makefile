@@ -4,7 +4,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKSPACE ?= demo-workspace
-DATA ?= ../shared/data
 
 .PHONY: install chromium demo test lint clean
 
@@ -21,9 +20,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-## Run the main job end to end on the embedded graph server.
+## Run the main job end to end on the embedded graph server, on a simulated shop.
 demo: install
-	$(BIN)/shopgraph demo --workspace $(WORKSPACE) --data $(DATA)
+	$(BIN)/shopgraph demo --workspace $(WORKSPACE)
 
 ## Headless Chromium renders the HTML report in the tests (they skip, saying why, without it).
 chromium:

@@ -37,12 +37,14 @@ from pathlib import Path
 from typing import Any
 
 from shopgraph.artifacts import file_sha256, fingerprint, write_json
-from shopgraph.errors import ConfigError
+from shopgraph.errors import ConfigError, ShopgraphError
 
 STEPS = ("ingest", "train", "index", "heads", "target", "offers", "report")
 KNOWN = {"source", "format", "model", "train", "index", "heads", "target", "offers", "report",
          "truth"}
 DAY = 86_400
+SKIPPABLE = ("heads", "target", "offers")
+RESULT_KEYS = {"heads": "churn", "target": "target", "offers": "plan"}
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -109,13 +111,22 @@ class Pipeline:
                 self._notify(step, "unchanged, skipped", 0.0)
                 continue
             started = time.perf_counter()
-            output = getattr(self, f"_{step}")()
+            try:
+                output = getattr(self, f"_{step}")()
+            except ShopgraphError as exc:
+                if step not in SKIPPABLE:
+                    raise
+                # A plan the data cannot support is an answer, not a crash: say why.
+                self.results[RESULT_KEYS[step]] = {"skipped": str(exc)}
+                output = {"skipped": str(exc)}
+                self._notify(step, f"skipped: {exc}", 0.0)
             seconds = round(time.perf_counter() - started, 2)
             self.state[step] = {"inputs": inputs, "output": output, "seconds": seconds,
                                 "finished": time.time()}
             write_json(self.state_path, self.state)
             write_json(self.results_path, self.results)
-            self._notify(step, "done", seconds)
+            if "skipped" not in output:
+                self._notify(step, "done", seconds)
         return self.results
 
     def _notify(self, step: str, status: str, seconds: float) -> None:
@@ -223,5 +234,11 @@ class Pipeline:
     def _report(self) -> dict[str, Any]:
         from shopgraph.report.build import build_report
 
+        if "truth" in self.config:
+            from shopgraph.truth import score_against_truth
+
+            score_against_truth(self.ws, self.results, self.config["truth"], self.config)
+        self.results.setdefault("title", f"shopgraph run: {Path(self.config['_file']).parent}")
+        self.results["workspace"] = str(self.ws.path)
         path = build_report(self.results, self.ws.path / "report.html")
         return {"paths": [str(path)]}

@@ -9,10 +9,10 @@ from typing import Annotated
 import typer
 
 from shopgraph import __version__
-from shopgraph.cli import db, index, ingest, query, report, target, train
+from shopgraph.cli import db, index, ingest, query, report, simulate, target, train
 from shopgraph.cli import run as pipeline
 from shopgraph.cli.options import DEFAULT_WORKSPACE, WorkspaceOpt
-from shopgraph.cli.output import err, print_summary, progress_bar
+from shopgraph.cli.output import err
 from shopgraph.errors import ShopgraphError
 
 app = typer.Typer(help="shopgraph: recommendations, offers and ad audiences from a shop's "
@@ -32,6 +32,7 @@ app.command("target")(target.target)
 app.command("offers")(target.offers)
 app.command("run")(pipeline.run)
 app.command("report")(report.report)
+app.command("simulate")(simulate.simulate)
 
 
 def _version(value: bool) -> None:
@@ -46,59 +47,47 @@ def main(version: Annotated[bool, typer.Option(
     """shopgraph: recommendations, offers and ad audiences from a shop's interaction graph."""
 
 
-DEMO_SOURCES = (("lightgcn", "gowalla/train.txt"), ("hillstrom", "hillstrom/hillstrom.csv"))
-
-
 @app.command()
 def demo(workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
-         data: Annotated[Path, typer.Option(help="Folder of the shared datasets.")]
-         = Path("../shared/data")) -> None:
-    """Run the main job end to end on the embedded server: start it, ingest Gowalla and the
-    Hillstrom campaign, export the interactions, learn embeddings, build the retrieval indexes,
-    print a summary and a first recommendation, and plan offers from the Hillstrom experiment
-    under a budget."""
-    from shopgraph.graphdb.formats import load
+         users: Annotated[int, typer.Option(help="Simulated users.")] = 20_000,
+         items: Annotated[int, typer.Option(help="Simulated items.")] = 5_000,
+         interactions: Annotated[int, typer.Option(help="Simulated interactions.")] = 500_000,
+         seed: Annotated[int, typer.Option(help="Seed of the simulated shop.")] = 0) -> None:
+    """Run the main job end to end on the embedded graph server: simulate a shop with known
+    ground truth, then `shopgraph run` it (ingest, embeddings, index, heads, campaign audience,
+    offers, lists, write-back) and render the report beside the truth."""
+    import time
+
+    from shopgraph.pipeline import Pipeline, load_config
+    from shopgraph.simulator import simulate
     from shopgraph.workspace import Workspace
 
-    missing = [rel for _, rel in DEMO_SOURCES if not (data / rel).is_file()]
-    if missing:
-        raise ShopgraphError(f"the demo needs {', '.join(missing)} under {data}; "
-                             "pass --data with the folder of the shared datasets")
+    started = time.perf_counter()
+    shop = Path(workspace) / "shop"
+    summary = simulate(shop, users=users, items=items, interactions=interactions, seed=seed)
+    err.print(f"simulated {summary['users']:,} users, {summary['items']:,} items, "
+              f"{summary['interactions']:,} interactions into {shop}")
+
+    def show(name: str, status: str, seconds: float) -> None:
+        err.print(f"[bold]{name}[/]: {status}" + (f" in {seconds:.1f} s" if seconds else ""))
+
     with Workspace(workspace) as ws:
-        ws.store()
-        for fmt, rel in DEMO_SOURCES:
-            source = load(fmt, data / rel)
-            with progress_bar(f"ingest {rel}") as update:
-                s = ws.ingest(source, on_progress=update)
-            err.print(f"{rel}: {s.relationships_written:,} relationships written, "
-                      f"{s.batches_already_done}/{s.batches} batches already done, "
-                      f"{s.seconds:.1f} s")
-        arrays = ws.export_interactions()
-        print_summary(ws.summary())
-        err.print(f"exported {len(arrays):,} interactions to "
-                  f"{ws.exports_dir / 'interactions.npz'}")
-        result = ws.train("spectral", progress=False)
-        m, p = result["metrics"], result["popularity"]
-        err.print(f"trained spectral embeddings in {result['fit_seconds']:.1f} s: held-out "
-                  f"Recall@20 {m['recall@20']:.4f}, NDCG@20 {m['ndcg@20']:.4f} (popularity "
-                  f"{p['recall@20']:.4f}, {p['ndcg@20']:.4f}); checkpoint {result['checkpoint']}")
-        info = ws.build_index("spectral")
-        items = info["indexes"]["items"]
-        err.print(f"built the retrieval indexes ({items['factory']}, recall@20 vs exact "
-                  f"{items['recall@20']:.3f}) in {info['build_seconds']:.1f} s: {info['path']}")
-        user = ws.retriever().user_ids[0]
-        recs = ws.recommend(user, k=5)
-        err.print(f"top 5 for user {user}: " + ", ".join(f"{m.id} ({m.score:.3f})" for m in recs)
-                  + f"; try `shopgraph recommend {user} -w {workspace}`")
-        plan = ws.offers("hillstrom-2008", 2000.0, cost=0.1, label="value")
-        counts = ", ".join(f"{k} {v:,}" for k, v in plan["counts"].items())
-        err.print(f"offer plan from the Hillstrom experiment (e-mails at 0.10 each, budget "
-                  f"2,000, uplift in spend): {counts}; expected extra spend net of cost "
-                  f"{plan['objective']:,.0f} (within {100 * plan['gap']:.3f} % of the optimum); "
-                  f"{plan['control']:,} held out as control; {plan['without_features']:,} users "
-                  f"without Hillstrom features left out; list {plan['path']}")
-        err.print(f"graph server still running for {ws.path}; stop it with "
-                  f"`shopgraph db stop --workspace {workspace}`")
+        pipeline = Pipeline(ws, load_config(shop / "run.toml"), on_step=show)
+        results = pipeline.run()
+        outputs = {k: v.get("output", {}).get("paths", []) for k, v in pipeline.state.items()}
+    training, plan = results.get("training", {}), results.get("plan", {})
+    err.print(f"held-out Recall@20 {training.get('metrics', {}).get('recall@20', float('nan')):.4f}"
+              f" (popularity {training.get('popularity', {}).get('recall@20', float('nan')):.4f});"
+              f" churn ROC-AUC {results.get('churn', {}).get('roc_auc', float('nan'))}; offer plan"
+              f" {plan.get('counts')}, expected net value {plan.get('objective', 0):,.0f} (true "
+              f"{plan.get('truth', {}).get('objective', float('nan')):,})")
+    for name, paths in outputs.items():
+        for p in paths:
+            err.print(f"  {name}: {p}")
+    report = Path(workspace) / "report.html"
+    err.print(f"done in {time.perf_counter() - started:.0f} s; open {report}; the graph "
+              f"server is still running, stop it with "
+              f"`shopgraph db stop --workspace {workspace}`")
 
 
 def run() -> None:

@@ -76,6 +76,13 @@ def evaluate_churn(purchases: pd.DataFrame, horizon_days: float = 90.0) -> dict[
     return out
 
 
+def response_label(log: pd.DataFrame) -> str | None:
+    """The outcome a response head learns: the first of converted, redeemed, visited that the
+    log has both values of."""
+    return next((c for c in ("converted", "redeemed", "visited")
+                 if log[c].gt(0).any() and log[c].eq(0).any()), None)
+
+
 def _lift(y: np.ndarray, p: np.ndarray, points: int = 20) -> dict[str, list[float]]:
     order = np.argsort(-p, kind="stable")
     hits = np.cumsum(y[order])
@@ -92,15 +99,20 @@ def evaluate_response(log: pd.DataFrame, users: pd.DataFrame, campaigns: pd.Data
     from shopgraph.strategies import response
 
     treated = log[log["treated"].astype(bool)]
-    label = next((c for c in ("redeemed", "converted", "visited") if treated[c].any()), None)
+    label = response_label(treated)
     if label is None:
         return {"skipped": "no logged campaign outcomes"}
+
+    def both(part: pd.DataFrame) -> bool:
+        return part[label].gt(0).any() and part[label].eq(0).any()
+
     starts = campaigns["start_day"].dropna() if "start_day" in campaigns else pd.Series()
+    train = test = treated.iloc[:0]
     if treated["campaign_id"].nunique() > 1 and len(starts) > 1:
         cut = float(np.median(starts))
         train, test = response.time_split(treated, campaigns, cut)
         split = f"time: campaigns starting on/after day {cut:g}"
-    else:
+    if not (both(train) and both(test)):  # one campaign, or outcomes on one side only
         rng = np.random.default_rng(seed)
         held = rng.random(len(treated)) < 0.3
         train, test = treated[~held], treated[held]

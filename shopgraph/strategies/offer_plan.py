@@ -3,7 +3,9 @@ randomised campaign and chosen under a budget.
 
 1. The past campaign's log (arms and outcomes, with one control arm of held-out users) trains a
    multi-treatment uplift model (:class:`~shopgraph.strategies.uplift.UpliftModel`).
-2. For every user with at least one of the model's features (others, e.g. users of another
+2. The predictions are calibrated on the log by cross-fitting
+   (:mod:`~shopgraph.strategies.uplift_calibration`), which keeps the plan from chasing noise.
+   For every user with at least one of the model's features (others, e.g. users of another
    dataset, are left out and counted), the net value of each offer is
    ``uplift x value_per_response - cost`` (``value_per_response`` is the worth of one more
    response; with ``label="value"`` the uplift is already money: mean spend).
@@ -31,8 +33,9 @@ def plan_offers(ws: Any, campaign: str, budget: float, *,
                 cost: float | Mapping[str, float] = 0.0,
                 value_per_response: float = 1.0, label: str = "converted",
                 caps: Mapping[str, int] | None = None, control_share: float = 0.1,
-                kind: str = "lightgbm", seed: int = 0, output: str | Path | None = None,
-                pseudonymise: bool = False) -> dict[str, Any]:
+                kind: str = "lightgbm", calibrated: bool = True, seed: int = 0,
+                output: str | Path | None = None, pseudonymise: bool = False
+                ) -> dict[str, Any]:
     """Plan the next offers from ``campaign``'s randomised log; see the module docstring.
 
     Args:
@@ -45,6 +48,8 @@ def plan_offers(ws: Any, campaign: str, budget: float, *,
         caps: most users per offer.
         control_share: share of the selected users held out (they get nothing).
         kind: ``lightgbm`` or ``logistic`` uplift base.
+        calibrated: shrink predicted uplift by its cross-fitted calibration line on the log
+            (:mod:`~shopgraph.strategies.uplift_calibration`); off, the raw predictions.
         seed: seed of the model and of the control draw.
         output: the list's path (default ``exports/offers/<campaign>-<run>.csv``).
         pseudonymise: HMAC pseudonyms instead of user ids.
@@ -62,7 +67,18 @@ def plan_offers(ws: Any, campaign: str, budget: float, *,
     y = log[label].to_numpy(dtype=float)
     if label != "value":
         y = (y > 0).astype(float)
-    model = UpliftModel(kind, seed=seed).fit(feats, log["arm"].to_numpy(), y, control=control)
+    arms = log["arm"].to_numpy()
+    lines = None
+    if calibrated:
+        from shopgraph.strategies.uplift_calibration import (
+            calibration_lines,
+            out_of_fold_uplift,
+        )
+
+        names, oof = out_of_fold_uplift(lambda: UpliftModel(kind, seed=seed), feats, arms, y,
+                                        control, seed=seed)
+        lines = calibration_lines(names, oof, arms, y, control)
+    model = UpliftModel(kind, seed=seed).fit(feats, arms, y, control=control)
     users = ws.user_features()
     inputs = [c for c in feats.columns if c in users and c not in ("email", "consent")]
     described = users[inputs].notna().any(axis=1) if inputs else users.index.notna()
@@ -75,6 +91,11 @@ def plan_offers(ws: Any, campaign: str, budget: float, *,
                              f"({', '.join(inputs) or 'none'}); ingest the users' properties")
     pred = model.predict(users)
     offers = pred.treatments
+    uplift = pred.uplift
+    if lines is not None:
+        from shopgraph.strategies.uplift_calibration import calibrate
+
+        uplift = calibrate(uplift, offers, lines)
     costs = np.array([cost.get(o, np.nan) if isinstance(cost, Mapping) else cost
                       for o in offers], dtype=float)
     if np.isnan(costs).any():
@@ -82,7 +103,7 @@ def plan_offers(ws: Any, campaign: str, budget: float, *,
         raise ValueError(f"no cost given for offers {missing}; give --cost OFFER=COST for each "
                          f"of {offers}")
     worth = 1.0 if label == "value" else value_per_response
-    values = pred.uplift * worth - costs[None, :]
+    values = uplift * worth - costs[None, :]
     consent = (users["consent"].map(lambda c: c is not False and c == c).to_numpy(dtype=bool)
                if "consent" in users else np.ones(len(users), dtype=bool))
     cap_vec = None if caps is None else np.array([caps.get(o, len(users)) for o in offers])
@@ -95,7 +116,7 @@ def plan_offers(ws: Any, campaign: str, budget: float, *,
     frame = pd.DataFrame({
         "campaign_id": str(campaign), "user_id": ids, "offer": picked,
         "score": values[chosen, selection.assignment[chosen]],
-        "uplift": pred.uplift[chosen, selection.assignment[chosen]],
+        "uplift": uplift[chosen, selection.assignment[chosen]],
         "expected_value": values[chosen, selection.assignment[chosen]],
         "uplift_reasons": ["; ".join(r) for r in reasons]})
     frame = frame.sort_values(["score", "user_id"], ascending=[False, True], kind="stable")
@@ -116,4 +137,6 @@ def plan_offers(ws: Any, campaign: str, budget: float, *,
             "control": int(held.sum()), "counts": report.counts,
             "objective": report.objective, "lp_bound": report.lp_bound, "gap": report.gap,
             "budget": report.budget, "budget_used": report.budget_used,
-            "solve_seconds": report.solve_seconds, "frame": frame}
+            "solve_seconds": report.solve_seconds,
+            "calibration": {k: {"alpha": round(a, 5), "beta": round(b, 4)}
+                            for k, (a, b) in (lines or {}).items()}, "frame": frame}

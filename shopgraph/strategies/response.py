@@ -98,8 +98,10 @@ class _Encoding:
         for col in frame.columns:  # the frame's order: pred_contrib's columns follow it
             if col in self.categorical:
                 values = frame[col].astype(object).where(frame[col].notna(), None)
-                out[col] = pd.Categorical([None if v is None else str(v) for v in values],
-                                          categories=self.categorical[col])
+                known = set(self.categorical[col])  # levels unseen in training: missing
+                out[col] = pd.Categorical(
+                    [str(v) if v is not None and str(v) in known else None for v in values],
+                    categories=self.categorical[col])
             else:
                 out[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
         return out

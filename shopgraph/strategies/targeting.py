@@ -111,14 +111,15 @@ def plan_audience(retriever: Any, campaign_id: str, items: Sequence[str], *, n: 
 def response_scores(ws: Any, campaign_id: str, user_ids: Sequence[str]) -> tuple[Any, str]:
     """``response_proba`` and ``response_reasons`` (top SHAP features) per user for
     ``campaign_id``, from a response head trained on the other campaigns' logged outcomes, and
-    a note; ``(None, why)`` when there is no such log. The label is the first of redeemed,
-    converted, visited that has positives."""
+    a note; ``(None, why)`` when there is no such log. The label is the first of converted,
+    redeemed, visited with both outcomes logged."""
     from shopgraph.strategies import response
     from shopgraph.strategies.campaigns import campaign_features
+    from shopgraph.strategies.evaluation import response_label
 
     log = ws.campaign_log()
     past = log[(log["campaign_id"] != str(campaign_id)) & log["treated"].astype(bool)]
-    label = next((c for c in ("redeemed", "converted", "visited") if past[c].any()), None)
+    label = response_label(past)
     if label is None:
         return None, "no response head: no other campaign has logged outcomes"
     camps = campaign_features(ws.store())

@@ -1,0 +1,158 @@
+"""The simulated shop on disk: Parquet tables that ``shopgraph ingest tabular`` reads through
+``mapping.toml``, the future in ``holdout.parquet`` (not in the mapping) and the truth in
+``truth.npz``. Every writer is byte-deterministic: same seed, same bytes."""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Collection, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from shopgraph.artifacts import atomic_path
+
+#: (label or relationship, file, id or (src, dst), properties) in mapping order.
+NODES = (
+    ("User", "users.parquet", "user_id",
+     ("email", "consent", "recency", "history", "newbie", "channel", "zip_code", "age",
+      "income")),
+    ("Item", "items.parquet", "item_id", ("name", "category", "price")),
+    ("Category", "categories.parquet", "category_id", ("name",)),
+    ("Campaign", "campaigns.parquet", "campaign_id",
+     ("name", "type", "start_day", "end_day", "channel")),
+    ("Offer", "offers.parquet", "offer_id",
+     ("name", "type", "reward", "difficulty", "duration", "channels")),
+)
+#: (relationship, file, src, dst, eid, ts, value, properties); "" = not in the file.
+EDGES = (
+    ("IN_CATEGORY", "items.parquet", "item_id", "category", "", "", "", ()),
+    ("INCLUDES", "offers.parquet", "campaign_id", "offer_id", "", "", "", ()),
+    ("APPLIES_TO", "offer_items.parquet", "offer_id", "item_id", "", "", "", ()),
+    ("VIEWED", "views.parquet", "user_id", "item_id", "event_id", "ts", "", ()),
+    ("CARTED", "carts.parquet", "user_id", "item_id", "event_id", "ts", "", ()),
+    ("PURCHASED", "purchases.parquet", "user_id", "item_id", "event_id", "ts", "value",
+     ("quantity",)),
+    ("EXPOSED", "exposed.parquet", "user_id", "campaign_id", "event_id", "ts", "", ()),
+    ("RECEIVED", "received.parquet", "user_id", "offer_id", "event_id", "ts", "", ("arm",)),
+    ("HELD_OUT", "held_out.parquet", "user_id", "campaign_id", "event_id", "ts", "", ("arm",)),
+    ("VISITED", "visited.parquet", "user_id", "campaign_id", "event_id", "ts", "", ()),
+    ("CONVERTED", "converted.parquet", "user_id", "campaign_id", "event_id", "ts", "value", ()),
+    ("COMPLETED", "completed.parquet", "user_id", "offer_id", "event_id", "ts", "value", ()),
+)
+MAPPING = "mapping.toml"
+HOLDOUT = "holdout.parquet"
+TRUTH = "truth.npz"
+MODE = 0o644  # shareable data, not secrets (the atomic writer's temp files are 0600)
+
+
+def mapping_text(name: str, present: Collection[str]) -> str:
+    """The TOML column mapping of the tables in ``present`` (file names; the tabular loader
+    rejects a table without rows, so a small shop's empty ones are left out)."""
+    lines = [f'name = "{name}"', ""]
+    for label, file, key, props in NODES:
+        if file not in present:
+            continue
+        lines += ["[[nodes]]", f'label = "{label}"', f'file = "{file}"', f'id = "{key}"',
+                  "properties = { " + ", ".join(f'{p} = "{p}"' for p in props) + " }", ""]
+    for rel, file, src, dst, eid, ts, value, props in EDGES:
+        if file not in present:
+            continue
+        lines += ["[[edges]]", f'rel = "{rel}"', f'file = "{file}"', f'src = "{src}"',
+                  f'dst = "{dst}"']
+        lines += [f'{k} = "{v}"' for k, v in (("eid", eid), ("ts", ts), ("value", value)) if v]
+        if props:
+            lines.append("properties = { " + ", ".join(f'{p} = "{p}"' for p in props) + " }")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def files(present: Collection[str]) -> list[str]:
+    """The files written, in mapping order: the mapping, the tables in ``present``, the holdout
+    and the truth."""
+    tables = [f for f in dict.fromkeys(t[1] for t in (*NODES, *EDGES)) if f in present]
+    return [MAPPING, *tables, HOLDOUT, TRUTH]
+
+
+def write_table(path: Path, frame: pd.DataFrame) -> None:
+    """One Parquet file (snappy, no index), atomically."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    with atomic_path(path, MODE) as tmp:
+        pq.write_table(table, tmp, compression="snappy")
+
+
+def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Like ``np.savez_compressed`` without pickles, with fixed zip times: the same arrays give
+    the same bytes (``np.savez`` stamps the current time into the archive)."""
+    with atomic_path(path, MODE) as tmp:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            for key in sorted(arrays):
+                info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with zf.open(info, "w", force_zip64=True) as fh:
+                    np.lib.format.write_array(fh, np.asanyarray(arrays[key]), allow_pickle=False)
+
+
+def write_shop(out: Path, name: str, tables: Mapping[str, pd.DataFrame], holdout: pd.DataFrame,
+               truth: Mapping[str, np.ndarray]) -> list[str]:
+    """Write the tables with rows (keyed by file name; an empty one is removed), the mapping,
+    the holdout and the truth; return the files written."""
+    out.mkdir(parents=True, exist_ok=True)
+    present = [file for file, frame in tables.items() if len(frame)]
+    for file, frame in tables.items():
+        if len(frame):
+            write_table(out / file, frame)
+        else:
+            (out / file).unlink(missing_ok=True)
+    write_table(out / HOLDOUT, holdout)
+    write_npz(out / TRUTH, truth)
+    with atomic_path(out / MAPPING, MODE) as tmp:
+        tmp.write_text(mapping_text(name, present), encoding="utf-8")
+    users = len(tables["users.parquet"])
+    converted = tables.get("converted.parquet")
+    order_value = (float(converted["value"].mean()) if converted is not None and len(converted)
+                   else 1.0)
+    with atomic_path(out / RUN_CONFIG, MODE) as tmp:
+        tmp.write_text(run_config_text(users, order_value), encoding="utf-8")
+    return [*files(present), RUN_CONFIG]
+
+
+RUN_CONFIG = "run.toml"
+OFFER_COSTS = {"discount": 4.0, "bogo": 5.0, "free_shipping": 2.0, "informational": 0.2}
+"""Cost of one send of each offer in the written run configuration (money, like spend)."""
+
+
+def run_config_text(users: int, order_value: float) -> str:
+    """A ``shopgraph run`` configuration for the simulated shop (see docs/pipeline.md)."""
+    costs = ", ".join(f"{k} = {v}" for k, v in OFFER_COSTS.items())
+    return f"""# shopgraph run configuration for this simulated shop: `shopgraph run run.toml`
+[run]
+source = "{MAPPING}"
+format = "tabular"
+model = "spectral"
+truth = "{TRUTH}"
+
+[run.train]
+k = 128
+
+[run.target]            # the audience for campaign-1's promoted items
+campaign = "campaign-1"
+n = {max(10, users // 10)}
+write_back = true
+
+[run.offers]            # next offers, learnt from campaign-1's randomised arms
+campaign = "campaign-1"
+budget = {max(10, users // 4)}.0
+label = "converted"     # raise conversions, each worth the mean order value below
+value_per_response = {order_value:.2f}
+cost = {{ {costs} }}    # money per send, like the order value
+"""
+
+
+def numbered(prefix: str, n: int) -> np.ndarray:
+    """``prefix`` + zero-padded 0..n-1, as an array of str."""
+    width = len(str(max(n - 1, 0)))
+    return np.char.add(prefix, np.char.zfill(np.arange(n).astype(str), width)).astype(object)

@@ -1,0 +1,185 @@
+"""Lifetimes and the interaction stream: who is active on which day, how often they visit, what
+they view (a multinomial logit over the catalogue), cart and buy.
+
+.. math::
+
+    h_u(t) = \\sigma(\\theta_0 - \\theta_1 \\log e_u(t)), \\qquad
+    \\text{churn at the end of the first day with }
+    \\textstyle\\sum_{t' \\le t} -\\log(1 - h_u(t')) \\ge E_u,\\ E_u \\sim \\text{Exp}(1)
+
+    N_u(t) \\sim \\text{Poisson}(\\lambda\\, e_u(t)\\, S(t)) \\text{ while active}, \\quad
+    P(\\text{view } i) = \\frac{e^{s_{ui}}}{\\sum_j e^{s_{uj}}}, \\quad
+    P(\\text{cart}) = \\sigma(a_c + k_c m_{ui}), \\quad P(\\text{buy} \\mid \\text{cart})
+    = \\sigma(a_b + k_b m_{ui})
+
+with the match :math:`m_{ui} = s_{ui} - b_i` (popularity makes an item seen, not bought). The
+hazard depends on the latent engagement only, so lifetimes are drawn first and the visit scale
+:math:`\\lambda` is then set to hit the requested number of interactions in expectation.
+Users are processed in blocks, each with its own random stream, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import expit
+
+from shopgraph.simulator.params import HOURLY, SimParams
+from shopgraph.simulator.world import World, rng_for
+
+DAY = 86_400
+CELLS = 1 << 22  # floats per block matrix
+VIEW, CART, BUY = 0, 1, 2
+
+
+def hazard(e: np.ndarray, p: SimParams) -> np.ndarray:
+    """Daily churn probability at engagement ``e``."""
+    return expit(p.hazard_bias - p.hazard_slope * np.log(np.maximum(e, 1e-12)))
+
+
+@dataclass
+class Lives:
+    """Per user: ``death_day`` (first inactive day; inf past the span), the unscaled expected
+    sessions before the cutoff, the hazard on the cutoff day and P(churned by the horizon)."""
+
+    death_day: np.ndarray
+    expected: np.ndarray
+    hazard_at_cutoff: np.ndarray
+    p_churn_horizon: np.ndarray
+
+
+def draw_lives(w: World, season: np.ndarray, days: int, seed: int) -> Lives:
+    """Churn days from the engagement-driven hazard (stage 2 of the seed's streams)."""
+    n, span = len(w.join_day), len(season)
+    t = np.arange(span)
+    out = Lives(np.full(n, np.inf), np.zeros(n), np.zeros(n), np.ones(n))
+    step = max(1, CELLS // span)
+    for b, start in enumerate(range(0, n, step)):
+        rows = np.arange(start, min(n, start + step))
+        e = w.engagement(rows, t)
+        h = hazard(e, w.params)
+        joined = t[None, :] >= w.join_day[rows, None]
+        cum = np.cumsum(np.where(joined, -np.log1p(-h), 0.0), axis=1)
+        crossed = cum >= rng_for(seed, 2, b).exponential(size=len(rows))[:, None]
+        death = np.where(crossed.any(axis=1), crossed.argmax(axis=1) + 1.0, np.inf)
+        active = joined & (t[None, :] < death[:, None])
+        out.death_day[rows] = death
+        out.expected[rows] = (active[:, :days] * e[:, :days] * season[None, :days]).sum(axis=1)
+        out.hazard_at_cutoff[rows] = h[:, days]
+        stay = np.prod(1 - h[:, days:], axis=1)
+        out.p_churn_horizon[rows] = np.where(death > days, 1 - stay, 1.0)
+    return out
+
+
+def sample_rows(weights: np.ndarray, who: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One column per entry of ``who``, drawn with probability proportional to row ``who`` of
+    the non-negative ``weights`` (one ``searchsorted`` over the stacked row CDFs)."""
+    if not len(who):
+        return np.zeros(0, dtype=np.int64)
+    rows, pos = np.unique(who, return_inverse=True)
+    cdf = np.cumsum(weights[rows], axis=1, dtype=np.float64)
+    cdf /= cdf[:, -1:]
+    cdf += np.arange(len(rows))[:, None]
+    width = weights.shape[1]
+    found = np.searchsorted(cdf.ravel(), pos + rng.random(len(who)), side="right")
+    return np.minimum(found - pos * width, width - 1)
+
+
+def utilities(w: World, rows: np.ndarray, item_f: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per user of ``rows``: the utilities ``s`` and weights ``exp(s - max)`` of every item
+    (float32: the sampler's hot path) and the log-sum-exp of ``s`` (float64)."""
+    s = w.user_factors(rows).astype(np.float32) @ item_f.T
+    top = s.max(axis=1, keepdims=True)
+    weight = np.exp(s - top)
+    return s, weight, top[:, 0] + np.log(weight.sum(axis=1, dtype=np.float64))
+
+
+def funnel(p: SimParams, match: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """P(cart | view) and P(buy | cart) at the match ``m = s - b``."""
+    one = match.dtype.type
+    return (expit(one(p.cart_bias) + one(p.cart_slope) * match),
+            expit(one(p.buy_bias) + one(p.buy_slope) * match))
+
+
+def session_yield(w: World, s: np.ndarray, weight: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Expected carts and buys per session of each row's user."""
+    cart, buy = funnel(w.params, s - w.item_bias.astype(s.dtype)[None, :])
+    total = weight.sum(axis=1, dtype=np.float64)
+    carts = (weight * cart).sum(axis=1, dtype=np.float64) / total
+    return carts, (weight * cart * buy).sum(axis=1, dtype=np.float64) / total
+
+
+def events_per_session(w: World, lives: Lives, seed: int, sample: int = 1000) -> float:
+    """Expected interactions (view + cart + buy) per session, weighted by expected sessions,
+    from a seeded sample of users; used to set the visit scale."""
+    n = len(w.join_day)
+    rows = np.sort(rng_for(seed, 4).permutation(n)[:sample])
+    s, weight, _ = utilities(w, rows, w.item_factors().astype(np.float32))
+    carts, buys = session_yield(w, s, weight)
+    if lives.expected[rows].sum() <= 0:
+        return 1.0
+    return float(np.average(1 + carts + buys, weights=lives.expected[rows]))
+
+
+@dataclass
+class Stream:
+    """The user->item events (``kind``: VIEW, CART, BUY) and per-user truths of the stream:
+    log-sum-exp of the utilities and P(no purchase in the horizon)."""
+
+    user: np.ndarray
+    item: np.ndarray
+    ts: np.ndarray
+    kind: np.ndarray
+    logsumexp: np.ndarray
+    p_no_purchase: np.ndarray
+
+
+def draw_stream(w: World, lives: Lives, season: np.ndarray, scale: float, days: int,
+                origin: int, seed: int) -> Stream:
+    """Sessions, views, carts and buys of every user (stage 3 of the seed's streams)."""
+    p, n, span = w.params, len(w.join_day), len(season)
+    t, item_f = np.arange(span), w.item_factors().astype(np.float32)
+    lse, no_buy = np.zeros(n), np.ones(n)
+    parts: list[tuple[np.ndarray, ...]] = []
+    hour_p = np.asarray(HOURLY) / sum(HOURLY)
+    step = max(16, CELLS // max(len(item_f), span))
+    for b, start in enumerate(range(0, n, step)):
+        rng = rng_for(seed, 3, b)
+        rows = np.arange(start, min(n, start + step))
+        e = w.engagement(rows, t)
+        death = lives.death_day[rows, None]
+        rate = scale * e * season[None, :] * (t[None, :] >= w.join_day[rows, None])
+        active = np.where(t[None, :] < death, rate, 0.0)
+        who = np.repeat(np.arange(len(rows)), rng.poisson(active.sum(axis=1)))
+        day = sample_rows(active, who, rng)
+        s, weight, lse[rows] = utilities(w, rows, item_f)
+        item = sample_rows(weight, who, rng)
+        cart_p, buy_p = funnel(p, s[who, item].astype(np.float64) - w.item_bias[item])
+        cart = rng.random(len(who)) < cart_p
+        buy = cart & (rng.random(len(who)) < buy_p)
+        sec = rng.choice(24, len(who), p=hour_p) * 3600 + rng.integers(0, 3600, len(who))
+        view_ts = origin + day * DAY + sec
+        cart_ts = view_ts + 1 + rng.exponential(300, len(who)).astype(np.int64)
+        buy_ts = cart_ts + 1 + rng.exponential(900, len(who)).astype(np.int64)
+        user = rows[who]
+        for kind, keep, ts in ((VIEW, slice(None), view_ts), (CART, cart, cart_ts),
+                               (BUY, buy, buy_ts)):
+            parts.append((user[keep], item[keep], ts[keep],
+                          np.full(len(user[keep]), kind, dtype=np.int8)))
+        # P(no purchase in [days, span)): each active day first buys with prob 1 - e^-mu,
+        # then churns with the hazard; churned users never buy again.
+        live = np.flatnonzero(death[:, 0] > days)
+        _, buys = session_yield(w, s[live], weight[live])
+        alive, stay = np.ones(len(live)), np.zeros(len(live))
+        h = hazard(e[live, days:], p)
+        for j in range(span - days):
+            alive *= np.exp(-rate[live, days + j] * buys)
+            stay += alive * h[:, j]
+            alive *= 1 - h[:, j]
+        no_buy[rows[live]] = stay + alive
+    user, item, ts, kind = (np.concatenate(c) for c in zip(*parts))
+    return Stream(user.astype(np.int64), item.astype(np.int64), ts.astype(np.int64), kind,
+                  lse, no_buy)
