@@ -147,6 +147,7 @@ write_back = true
 campaign = "campaign-1"
 budget = {max(10, users // 4)}.0
 label = "converted"     # raise conversions, each worth the mean order value below
+kind = "logistic"       # calibrated LightGBM finds nothing worth sending here (docs/pipeline.md)
 value_per_response = {order_value:.2f}
 cost = {{ {costs} }}    # money per send, like the order value
 """

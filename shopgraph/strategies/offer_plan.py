@@ -29,11 +29,29 @@ from shopgraph.strategies.audience import CONTROL, TREATMENT, assign_control
 LABELS = ("converted", "visited", "redeemed", "value")
 
 
+def behaviour_features(ws: Any, campaign: str) -> pd.DataFrame | None:
+    """RFM and trend features of every buyer strictly before ``campaign``'s start (None when
+    the campaign has no start day or the graph no timestamped purchases). Planning then uses
+    features as of the campaign's start, as in training: the best available proxy."""
+    from shopgraph.strategies.campaigns import campaign_features
+    from shopgraph.strategies.features import rfm_features
+
+    camps = campaign_features(ws.store())
+    start = camps["start_day"].get(str(campaign)) if "start_day" in camps else None
+    if start is None or start != start:
+        return None
+    buys = ws.purchases()
+    if buys.empty or not (buys["ts"] < int(start) * 86_400).any():
+        return None
+    return rfm_features(buys, int(start) * 86_400).add_prefix("rfm_")
+
+
 def plan_offers(ws: Any, campaign: str, budget: float, *,
                 cost: float | Mapping[str, float] = 0.0,
                 value_per_response: float = 1.0, label: str = "converted",
                 caps: Mapping[str, int] | None = None, control_share: float = 0.1,
-                kind: str = "lightgbm", calibrated: bool = True, seed: int = 0,
+                kind: str = "lightgbm", calibrated: bool = True, behaviour: bool = True,
+                seed: int = 0,
                 output: str | Path | None = None, pseudonymise: bool = False
                 ) -> dict[str, Any]:
     """Plan the next offers from ``campaign``'s randomised log; see the module docstring.
@@ -48,6 +66,8 @@ def plan_offers(ws: Any, campaign: str, budget: float, *,
         caps: most users per offer.
         control_share: share of the selected users held out (they get nothing).
         kind: ``lightgbm`` or ``logistic`` uplift base.
+        behaviour: add each user's purchase behaviour (RFM and trends) before the campaign's
+            start to the features, where the graph has timestamped purchases.
         calibrated: shrink predicted uplift by its cross-fitted calibration line on the log
             (:mod:`~shopgraph.strategies.uplift_calibration`); off, the raw predictions.
         seed: seed of the model and of the control draw.
@@ -64,6 +84,10 @@ def plan_offers(ws: Any, campaign: str, budget: float, *,
     if label not in LABELS:
         raise ValueError(f"label must be one of {', '.join(LABELS)}, got {label!r}")
     log, feats, control = campaign_frame(ws.store(), campaign)
+    behaviour = behaviour_features(ws, campaign) if behaviour else None
+    if behaviour is not None:
+        feats = pd.concat([feats, behaviour.reindex(log["user_id"].astype(str)).reset_index(
+            drop=True)], axis=1)
     y = log[label].to_numpy(dtype=float)
     if label != "value":
         y = (y > 0).astype(float)
@@ -80,6 +104,8 @@ def plan_offers(ws: Any, campaign: str, budget: float, *,
         lines = calibration_lines(names, oof, arms, y, control)
     model = UpliftModel(kind, seed=seed).fit(feats, arms, y, control=control)
     users = ws.user_features()
+    if behaviour is not None:
+        users = users.join(behaviour, how="left")
     inputs = [c for c in feats.columns if c in users and c not in ("email", "consent")]
     described = users[inputs].notna().any(axis=1) if inputs else users.index.notna()
     unknown = int((~described).sum())  # e.g. users of another dataset: nothing to predict from
