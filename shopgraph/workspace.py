@@ -244,12 +244,13 @@ class Workspace:
 
         return purchases(self.store(), rel_types)
 
-    def campaign_log(self, campaign_id: str | None = None) -> Any:
-        """Who took part in each campaign, under which arm, and what they did; see
+    def campaign_log(self, campaign_id: str | None = None, include_runs: bool = False) -> Any:
+        """Who took part in each campaign, under which arm, and what they did (shopgraph's own
+        written-back runs only with ``include_runs``); see
         :func:`shopgraph.strategies.data.campaign_log`."""
         from shopgraph.strategies.data import campaign_log
 
-        return campaign_log(self.store(), campaign_id)
+        return campaign_log(self.store(), campaign_id, include_runs)
 
     def user_features(self) -> Any:
         """The users' stored properties, indexed by id."""

@@ -21,11 +21,12 @@ import pandas as pd
 from shopgraph.graphdb import schema
 from shopgraph.graphdb.frames import SourceData
 
-EDGE_COLUMNS = ("src", "dst", "ts", "value", "arm")
+EDGE_COLUMNS = ("src", "dst", "ts", "value", "arm", "run_id")
 
 
 def edge_table(source: Any, rel: str) -> pd.DataFrame:
-    """All ``rel`` relationships as ``src, dst, ts, value, arm`` (missing values NaN/None).
+    """All ``rel`` relationships as ``src, dst, ts, value, arm, run_id`` (missing values
+    NaN/None; ``run_id`` marks what shopgraph itself wrote back).
 
     Args:
         source: a :class:`~shopgraph.graphdb.frames.SourceData` or a connected ``GraphStore``.
@@ -36,19 +37,21 @@ def edge_table(source: Any, rel: str) -> pd.DataFrame:
         parts = [e.data for e in source.edges if e.rel == rel]
         frame = (pd.concat(parts, ignore_index=True) if parts
                  else pd.DataFrame(columns=list(EDGE_COLUMNS)))
-        for col in ("ts", "value", "arm"):
+        for col in ("ts", "value", "arm", "run_id"):
             if col not in frame:
                 frame[col] = None
     else:
         src, dst, _ = schema.RELATIONSHIPS[rel]
         text = (f"MATCH (s:{src})-[r:{rel}]->(d:{dst}) "
-                "RETURN s.id AS src, d.id AS dst, r.ts AS ts, r.value AS value, r.arm AS arm")
+                "RETURN s.id AS src, d.id AS dst, r.ts AS ts, r.value AS value, r.arm AS arm, "
+                "r.run_id AS run_id")
         frame = pd.DataFrame(source.query(text), columns=list(EDGE_COLUMNS))
     out = pd.DataFrame({
         "src": frame["src"].astype(str), "dst": frame["dst"].astype(str),
         "ts": pd.array(pd.to_numeric(frame["ts"], errors="coerce"), dtype="Int64"),
         "value": pd.to_numeric(frame["value"], errors="coerce").astype(float),
-        "arm": frame["arm"].astype(object).where(frame["arm"].notna(), None)})
+        "arm": frame["arm"].astype(object).where(frame["arm"].notna(), None),
+        "run_id": frame["run_id"].astype(object).where(frame["run_id"].notna(), None)})
     return out.reset_index(drop=True)
 
 
@@ -73,12 +76,16 @@ def campaign_ids(source: Any) -> list[str]:
     return sorted(set(ids))
 
 
-def campaign_log(source: Any, campaign_id: str | None = None) -> pd.DataFrame:
+def campaign_log(source: Any, campaign_id: str | None = None,
+                 include_runs: bool = False) -> pd.DataFrame:
     """Who took part in each campaign (or one), under which arm, and what they did.
 
     Treated users come from ``RECEIVED`` (an offer the campaign ``INCLUDES``) or ``EXPOSED``;
     control users from ``HELD_OUT``. Outcomes: ``VISITED`` / ``CONVERTED`` (``value`` = spend)
-    towards the campaign, ``COMPLETED`` of one of its offers (``redeemed``).
+    towards the campaign, ``COMPLETED`` of one of its offers (``redeemed``). Relationships that
+    shopgraph wrote back itself (they carry a ``run_id``: planned sends and control groups) are
+    left out unless ``include_runs``: a plan is not an experiment's record, and mixing its
+    control group into a past experiment's would bias every uplift learnt from it.
     """
     includes = edge_table(source, "INCLUDES").rename(columns={"src": "campaign_id",
                                                                "dst": "offer"})
@@ -89,6 +96,8 @@ def campaign_log(source: Any, campaign_id: str | None = None) -> pd.DataFrame:
     exposed = edge_table(source, "EXPOSED").assign(campaign_id=lambda f: f["dst"])
     exposed["arm"] = exposed["arm"].where(exposed["arm"].notna(), "exposed")
     held = edge_table(source, "HELD_OUT").assign(campaign_id=lambda f: f["dst"])
+    if not include_runs:
+        received, exposed, held = (f[f["run_id"].isna()] for f in (received, exposed, held))
     held["arm"] = held["arm"].where(held["arm"].notna(), "control")
     frames = [f.assign(treated=t)[["src", "campaign_id", "arm", "treated"]]
               for f, t in ((received, True), (exposed, True), (held, False))]

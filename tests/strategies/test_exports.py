@@ -124,6 +124,6 @@ def test_write_back_targets_the_send_holds_out_the_control_and_reruns_write_noth
     rows = store.query("MATCH (c:Campaign)-[r:TARGETED]->(u:User) RETURN DISTINCT r.run_id AS run,"
                        " r.arm AS arm")
     assert rows == [{"run": run, "arm": "treatment"}]
-    log = data.campaign_log(store, "c7")
+    log = data.campaign_log(store, "c7", include_runs=True)
     assert sorted(log["user_id"]) == sorted(aud.loc[aud["arm"] == "control", "user_id"])
     assert set(log["arm"]) == {"control"} and not log["treated"].any()

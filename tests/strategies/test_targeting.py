@@ -93,8 +93,9 @@ def test_write_back_records_the_run_once_and_the_campaign_log_reads_it(
     again = shop.target("c1", 12, control_share=0.3, seed=3, output=tmp_path / "w.csv",
                         write_back=True)
     assert again["written_back"] == 0
-    log = shop.campaign_log("c1")
+    log = shop.campaign_log("c1", include_runs=True)
     assert (~log["treated"]).sum() == result["control"]
+    assert shop.campaign_log("c1").empty  # a plan is not an experiment's record
 
 
 def test_cli_target_json_and_errors(shop: Workspace, tmp_path: Path) -> None:
