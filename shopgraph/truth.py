@@ -109,6 +109,14 @@ def score_against_truth(ws: Any, results: dict[str, Any], truth_path: str | Path
     from shopgraph.simulator import load_truth
 
     truth = load_truth(truth_path)
+    results["truth"] = {
+        "file": str(truth_path),
+        "users": int(len(truth["user_ids"])), "items": int(len(truth["item_ids"])),
+        "cutoff": pd.Timestamp(int(truth["cutoff_ts"]), unit="s").date().isoformat(),
+        "alive_at_cutoff": int(truth["alive_at_cutoff"].sum()),
+        "no_purchase_in_next_horizon": int(truth["no_purchase_in_horizon"].sum()),
+        "user_types": {str(name): int((truth["user_type"] == i).sum())
+                       for i, name in enumerate(truth["type_names"])}}
     if "training" in results:
         results["training"]["truth"] = training_truth(ws, truth, config.get("model"))
     if "churn" in results:
