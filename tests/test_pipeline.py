@@ -40,7 +40,10 @@ def test_run_every_step_then_skip_what_did_not_change(graph_server: EmbeddedServ
         plan = results["plan"]
         assert "skipped" in plan or ("truth" in plan and plan["budget_used"] <= plan["budget"])
         report = ws.path / "report.html"
-        assert report.is_file() and "data-plot=" in report.read_text()
+        page = report.read_text()
+        for plot in ("data-nodes", "ranking-metrics", "churn-roc", "churn-calibration",
+                     "plan-audience" if "skipped" not in plan else "data-relationships"):
+            assert f'data-plot="{plot}"' in page, plot
         saved = json.loads((ws.path / "run" / "results.json").read_text())
         assert saved["target"]["run_id"] == target["run_id"]
 

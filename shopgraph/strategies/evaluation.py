@@ -72,6 +72,7 @@ def evaluate_churn(purchases: pd.DataFrame, horizon_days: float = 90.0) -> dict[
         return {"skipped": str(exc)}
     out.update({"roc_auc": out["head"]["roc_auc"], "baseline_roc_auc":
                 out["baseline"]["roc_auc"], "brier": out["head"]["brier"],
+                "roc": out["head"]["roc"], "calibration": out["head"]["calibration"],
                 "churn_rate": round(float(labels.mean()), 4), "customers": int(len(labels))})
     return out
 
