@@ -129,6 +129,10 @@ class Pipeline:
                 self._notify(step, "done", seconds)
         return self.results
 
+    def outputs(self) -> dict[str, list[str]]:
+        """The files each step has written, by step."""
+        return {k: v.get("output", {}).get("paths", []) for k, v in self.state.items()}
+
     def _notify(self, step: str, status: str, seconds: float) -> None:
         if self.on_step:
             self.on_step(step, status, seconds)
@@ -212,23 +216,14 @@ class Pipeline:
         campaign = settings.pop("campaign", None)
         n = settings.pop("n", 1000)
         result = self.ws.target(campaign, n, model=self.config["model"], **settings)
-        frame = result.pop("frame")
-        curve = frame.sort_values("rank")
-        score = curve["expected_value"] if curve["expected_value"].notna().any() \
-            else curve["score"]
-        self.results["target"] = {**result, "audience_curve": {
-            "size": curve["rank"].tolist(), "expected_value": score.cumsum().round(6).tolist()}}
+        self.results["target"] = _with_curve(result)
         return {"paths": [result["path"]], "run_id": result["run_id"]}
 
     def _offers(self) -> dict[str, Any]:
         settings = dict(self.config["offers"])
         campaign, budget = settings.pop("campaign"), settings.pop("budget")
         result = self.ws.offers(campaign, budget, **settings)
-        frame = result.pop("frame")
-        curve = frame.sort_values("rank")
-        self.results["plan"] = {**result, "audience_curve": {
-            "size": curve["rank"].tolist(),
-            "expected_value": curve["expected_value"].cumsum().round(6).tolist()}}
+        self.results["plan"] = _with_curve(result)
         return {"paths": [result["path"]], "run_id": result["run_id"]}
 
     def _report(self) -> dict[str, Any]:
@@ -242,3 +237,13 @@ class Pipeline:
         self.results["workspace"] = str(self.ws.path)
         path = build_report(self.results, self.ws.path / "report.html")
         return {"paths": [str(path)]}
+
+
+def _with_curve(result: dict[str, Any]) -> dict[str, Any]:
+    """A list's summary with its ``frame`` replaced by the audience curve: cumulative expected
+    value (or blended score, where no value is known) by audience size, best users first."""
+    ranked = result.pop("frame").sort_values("rank")
+    value = ranked["expected_value"] if ranked["expected_value"].notna().any() \
+        else ranked["score"]
+    return {**result, "audience_curve": {"size": ranked["rank"].tolist(),
+                                         "expected_value": value.cumsum().round(6).tolist()}}

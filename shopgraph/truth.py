@@ -49,13 +49,10 @@ def training_truth(ws: Any, truth: dict[str, Any], model: str | None, k: int = 2
                             shape=(len(rows), len(t_items)))
     best = true_top_k(truth, k, t_users.get_indexer(users), kind="purchase", exclude=exclude)
     model_items = np.where(found.positions >= 0, item_map[np.maximum(found.positions, 0)], -1)
-    popular = np.argsort(-retriever.popularity, kind="stable")
-    pop_rows = []
-    for r in range(len(rows)):
-        taken = set(seen.col[seen.row == r])
-        pop_rows.append([item_map[i] for i in popular[:k + len(taken)] if i not in taken][:k])
+    popular = retriever.popular(k, len(rows), exclude=retriever.bundle.seen[rows]).ids
+    pop_items = np.where(popular >= 0, item_map[np.maximum(popular, 0)], -1)
     return {f"recall@{k}": round(_overlap(model_items, best), 4), "users": int(len(rows)),
-            "popularity": {f"recall@{k}": round(_overlap(np.array(pop_rows), best), 4)}}
+            "popularity": {f"recall@{k}": round(_overlap(pop_items, best), 4)}}
 
 
 def churn_truth(purchases: pd.DataFrame, truth: dict[str, Any],

@@ -58,7 +58,8 @@ def demo(workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     offers, lists, write-back) and render the report beside the truth."""
     import time
 
-    from shopgraph.pipeline import Pipeline, load_config
+    from shopgraph.cli.run import print_outputs, run_pipeline
+    from shopgraph.pipeline import load_config
     from shopgraph.simulator import simulate
     from shopgraph.workspace import Workspace
 
@@ -68,22 +69,16 @@ def demo(workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     err.print(f"simulated {summary['users']:,} users, {summary['items']:,} items, "
               f"{summary['interactions']:,} interactions into {shop}")
 
-    def show(name: str, status: str, seconds: float) -> None:
-        err.print(f"[bold]{name}[/]: {status}" + (f" in {seconds:.1f} s" if seconds else ""))
-
     with Workspace(workspace) as ws:
-        pipeline = Pipeline(ws, load_config(shop / "run.toml"), on_step=show)
-        results = pipeline.run()
-        outputs = {k: v.get("output", {}).get("paths", []) for k, v in pipeline.state.items()}
+        pipeline = run_pipeline(ws, load_config(shop / "run.toml"))
+    results = pipeline.results
     training, plan = results.get("training", {}), results.get("plan", {})
     err.print(f"held-out Recall@20 {training.get('metrics', {}).get('recall@20', float('nan')):.4f}"
               f" (popularity {training.get('popularity', {}).get('recall@20', float('nan')):.4f});"
               f" churn ROC-AUC {results.get('churn', {}).get('roc_auc', float('nan'))}; offer plan"
               f" {plan.get('counts')}, expected net value {plan.get('objective', 0):,.0f} (true "
               f"{plan.get('truth', {}).get('objective', float('nan')):,})")
-    for name, paths in outputs.items():
-        for p in paths:
-            err.print(f"  {name}: {p}")
+    print_outputs(pipeline)
     report = Path(workspace) / "report.html"
     err.print(f"done in {time.perf_counter() - started:.0f} s; open {report}; the graph "
               f"server is still running, stop it with "

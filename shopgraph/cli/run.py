@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -38,30 +38,42 @@ def run(
     Each step records the fingerprints of its inputs in `<workspace>/run/state.json` and is
     skipped when they did not change; `--step` re-runs one step alone.
     """
-    from shopgraph.pipeline import Pipeline, load_config
+    from shopgraph.pipeline import load_config
     from shopgraph.workspace import Workspace
 
     cfg = load_config(config)
-
-    def show(name: str, status: str, seconds: float) -> None:
-        if not as_json:
-            err.print(f"[bold]{name}[/]: {status}" + (f" in {seconds:.1f} s" if seconds else ""))
-
     with Workspace(workspace, uri=uri, user=user, database=database) as ws:
-        pipeline = Pipeline(ws, cfg, on_step=show)
-        results = pipeline.run(step, force)
-        outputs = {k: v.get("output", {}).get("paths", []) for k, v in pipeline.state.items()}
+        pipeline = run_pipeline(ws, cfg, step, force, quiet=as_json)
     if as_json:
-        print_json({"results": str(pipeline.results_path), "outputs": outputs,
+        print_json({"results": str(pipeline.results_path), "outputs": pipeline.outputs(),
                     "steps": {k: {"seconds": v["seconds"]} for k, v in
                               pipeline.state.items()}})
         return
+    print_outputs(pipeline)
+    if "target" in pipeline.results:
+        t = pipeline.results["target"]
+        err.print(f"audience of {t['campaign']}: {t['send']:,} to send, {t['control']:,} "
+                  "held out")
+
+
+def run_pipeline(ws: Any, cfg: dict[str, Any], step: str | None = None, force: bool = False,
+                 quiet: bool = False) -> Any:
+    """Run ``cfg``'s pipeline on ``ws``, a line on stderr per step unless ``quiet``."""
+    from shopgraph.pipeline import Pipeline
+
+    def show(name: str, status: str, seconds: float) -> None:
+        if not quiet:
+            err.print(f"[bold]{name}[/]: {status}" + (f" in {seconds:.1f} s" if seconds else ""))
+
+    pipeline = Pipeline(ws, cfg, on_step=show)
+    pipeline.run(step, force)
+    return pipeline
+
+
+def print_outputs(pipeline: Any) -> None:
+    """Where each step's files and the results are."""
     err.print("outputs:")
-    for name, paths in outputs.items():
+    for name, paths in pipeline.outputs().items():
         for p in paths:
             err.print(f"  {name}: {p}")
     err.print(f"  results: {pipeline.results_path}")
-    if "target" in results:
-        t = results["target"]
-        err.print(f"audience of {t['campaign']}: {t['send']:,} to send, {t['control']:,} "
-                  "held out")

@@ -31,7 +31,7 @@ import scipy.sparse as sp
 
 from shopgraph.errors import UnknownIdError
 from shopgraph.gnn.checkpoint import Checkpoint, load_checkpoint
-from shopgraph.retrieval.exact import exact_search
+from shopgraph.retrieval.exact import SearchResult, exact_search
 from shopgraph.retrieval.persist import IndexBundle, load_bundle
 
 
@@ -124,7 +124,7 @@ class Retriever:
 
     # -- ids -------------------------------------------------------------------------------
 
-    def _positions(self, kind: str, ids: Iterable[Any], skip_unknown: bool = False
+    def positions(self, kind: str, ids: Iterable[Any], skip_unknown: bool = False
                    ) -> tuple[np.ndarray, np.ndarray]:
         """Positions of ``ids`` (and the ids kept), raising on unknown ones unless skipped."""
         index = self._users if kind == "user" else self._items
@@ -144,7 +144,7 @@ class Retriever:
         """The embedding of one user or item (a copy)."""
         if kind not in ("user", "item"):
             raise ValueError(f"kind must be 'user' or 'item', got {kind!r}")
-        pos, _ = self._positions(kind, [id_])
+        pos, _ = self.positions(kind, [id_])
         table = self.ckpt.user_emb if kind == "user" else self.ckpt.item_emb
         return table[pos[0]].copy()
 
@@ -173,7 +173,7 @@ class Retriever:
                 mask &= (cat.price >= lo) & (cat.price <= hi)
         if items is not None:
             wanted = list(items)
-            pos, _ = self._positions("item", wanted, skip_unknown=True)
+            pos, _ = self.positions("item", wanted, skip_unknown=True)
             if len(pos) < len(wanted):
                 warnings.warn(f"{len(wanted) - len(pos)} of {len(wanted)} allowed items are not "
                               f"known to the {self.model} model and were skipped", stacklevel=3)
@@ -226,7 +226,7 @@ class Retriever:
         if user_ids is None:
             pos, ids = np.arange(len(self.user_ids)), self.user_ids
         else:
-            pos, ids = self._positions("user", user_ids, skip_unknown)
+            pos, ids = self.positions("user", user_ids, skip_unknown)
         candidates = self.item_filter(category=category, price_min=price_min,
                                       price_max=price_max, items=items)
         exclude = self.bundle.seen[pos] if exclude_seen else None
@@ -234,11 +234,17 @@ class Retriever:
                                                     exclude=exclude, candidates=candidates)
         cold = np.flatnonzero(self._cold["user"][pos])
         if len(cold):  # nothing learnt about them: the most popular items instead
-            popular = exact_search(np.ones((len(cold), 1), dtype=np.float32),
-                                   self.popularity[:, None], k, candidates=candidates,
+            popular = self.popular(k, len(cold), candidates=candidates,
                                    exclude=exclude[cold] if exclude is not None else None)
             found.scores[cold], found.ids[cold] = popular
         return Results(np.asarray(ids), found.ids, found.scores, self.item_ids, "item")
+
+    def popular(self, k: int, rows: int = 1, *, exclude: sp.csr_matrix | None = None,
+                candidates: np.ndarray | None = None) -> SearchResult:
+        """The ``k`` most popular items (by seen-pair count) for each of ``rows`` rows, leaving
+        out each row's ``exclude`` pairs; positions and counts, like an index search."""
+        return exact_search(np.ones((rows, 1), dtype=np.float32), self.popularity[:, None], k,
+                            candidates=candidates, exclude=exclude)
 
     # -- neighbours ------------------------------------------------------------------------
 
@@ -261,7 +267,7 @@ class Retriever:
         return self._similar("user", user_ids, k, skip_unknown)
 
     def _similar(self, kind: str, ids: Iterable[str], k: int, skip_unknown: bool) -> Results:
-        pos, kept = self._positions(kind, ids, skip_unknown)
+        pos, kept = self.positions(kind, ids, skip_unknown)
         index = self.bundle.indexes[f"{kind}s_cosine"]
         itself = sp.csr_matrix((np.ones(len(pos), dtype=np.float32), (np.arange(len(pos)), pos)),
                                shape=(len(pos), len(index)))
@@ -302,7 +308,7 @@ class Retriever:
         for row, name in enumerate(names):
             if not len(groups[name]):
                 raise ValueError(f"{name!r} promotes no items; an audience needs at least one")
-            pos, _ = self._positions("item", groups[name], skip_unknown=True)
+            pos, _ = self.positions("item", groups[name], skip_unknown=True)
             if not len(pos):
                 raise UnknownIdError(f"none of the {len(groups[name])} items of {name!r} is "
                                      f"known to the {self.model} model; retrain to include them")

@@ -58,12 +58,12 @@ def evaluate_churn(purchases: pd.DataFrame, horizon_days: float = 90.0) -> dict[
         labels = churn_labels(purchases, at, horizon_days)
         for name, kind in (("head", "lightgbm"), ("baseline", "logistic")):
             head = ChurnHead(kind).fit(seen, at, horizon_days)
-            prob = head.predict(seen, at)["churn_probability"]
+            pred = head.predict(seen, at)
+            prob = pred["churn_probability"]
             y = labels.reindex(prob.index).to_numpy(dtype=float)
             out[name] = _curves(y, prob.to_numpy(dtype=float))
             if name == "head":
-                out["bands"] = (pd.DataFrame({"band": head.predict(seen, at)["risk_band"],
-                                              "churned": y})
+                out["bands"] = (pd.DataFrame({"band": pred["risk_band"], "churned": y})
                                 .groupby("band", observed=False)["churned"]
                                 .agg(["size", "mean"]).round(4)
                                 .rename(columns={"size": "users", "mean": "churn_rate"})

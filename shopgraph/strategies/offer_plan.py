@@ -83,7 +83,8 @@ def plan_offers(ws: Any, campaign: str, budget: float, *,
 
     if label not in LABELS:
         raise ValueError(f"label must be one of {', '.join(LABELS)}, got {label!r}")
-    log, feats, control = campaign_frame(ws.store(), campaign)
+    users = ws.user_features()
+    log, feats, control = campaign_frame(ws.store(), campaign, users)
     behaviour = behaviour_features(ws, campaign) if behaviour else None
     if behaviour is not None:
         feats = pd.concat([feats, behaviour.reindex(log["user_id"].astype(str)).reset_index(
@@ -103,7 +104,6 @@ def plan_offers(ws: Any, campaign: str, budget: float, *,
                                         control, seed=seed)
         lines = calibration_lines(names, oof, arms, y, control)
     model = UpliftModel(kind, seed=seed).fit(feats, arms, y, control=control)
-    users = ws.user_features()
     if behaviour is not None:
         users = users.join(behaviour, how="left")
     inputs = [c for c in feats.columns if c in users and c not in ("email", "consent")]

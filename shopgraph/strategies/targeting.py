@@ -46,8 +46,8 @@ def retrieval_reasons(retriever: Any, user_ids: Sequence[str], items: Sequence[s
                       ) -> pd.DataFrame:
     """Why retrieval picked each user: ``top_item`` (the promoted item the user scores highest)
     and ``because_of`` (the user's seen item most similar to the promoted items)."""
-    users, _ = retriever._positions("user", user_ids)
-    promoted, _ = retriever._positions("item", items, skip_unknown=True)
+    users, _ = retriever.positions("user", user_ids)
+    promoted, _ = retriever.positions("item", items, skip_unknown=True)
     item_emb = retriever.ckpt.item_emb
     scores = retriever.ckpt.user_emb[users] @ item_emb[promoted].T
     top_item = retriever.item_ids[promoted[np.argmax(scores, axis=1)]]
@@ -65,7 +65,7 @@ def retrieval_reasons(retriever: Any, user_ids: Sequence[str], items: Sequence[s
 
 
 def plan_audience(retriever: Any, campaign_id: str, items: Sequence[str], *, n: int,
-                  control_share: float = 0.1, seed: int = 0,
+                  pool: pd.DataFrame | None = None, control_share: float = 0.1, seed: int = 0,
                   weights: Mapping[str, float] | None = None,
                   response_proba: pd.Series | None = None, churn_risk: pd.Series | None = None,
                   consent: pd.Series | None = None, exclude_buyers: bool = False,
@@ -77,6 +77,7 @@ def plan_audience(retriever: Any, campaign_id: str, items: Sequence[str], *, n: 
         campaign_id: the campaign (salts the control draw).
         items: its promoted items.
         n: audience size, control included.
+        pool: the candidates (:func:`candidates`), when the caller already fetched them.
         control_share: share held out for measurement.
         seed: seed of the control draw.
         weights: blend weights of ``retrieval_score``, ``response_proba``, ``churn_risk``
@@ -89,8 +90,8 @@ def plan_audience(retriever: Any, campaign_id: str, items: Sequence[str], *, n: 
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
-    pool = pool_size(retriever, n)
-    frame = candidates(retriever, campaign_id, items, pool, exclude_buyers)
+    frame = (candidates(retriever, campaign_id, items, pool_size(retriever, n), exclude_buyers)
+             if pool is None else pool.copy())
     if frame.empty:
         raise ShopgraphError(f"no user qualifies for campaign {campaign_id!r} (all excluded); "
                              "drop --exclude-buyers or widen the items")
@@ -108,7 +109,8 @@ def plan_audience(retriever: Any, campaign_id: str, items: Sequence[str], *, n: 
     return out
 
 
-def response_scores(ws: Any, campaign_id: str, user_ids: Sequence[str]) -> tuple[Any, str]:
+def response_scores(ws: Any, campaign_id: str, user_ids: Sequence[str],
+                    users: pd.DataFrame | None = None) -> tuple[Any, str]:
     """``response_proba`` and ``response_reasons`` (top SHAP features) per user for
     ``campaign_id``, from a response head trained on the other campaigns' logged outcomes, and
     a note; ``(None, why)`` when there is no such log. The label is the first of converted,
@@ -123,7 +125,7 @@ def response_scores(ws: Any, campaign_id: str, user_ids: Sequence[str]) -> tuple
     if label is None:
         return None, "no response head: no other campaign has logged outcomes"
     camps = campaign_features(ws.store())
-    users = ws.user_features()
+    users = ws.user_features() if users is None else users
     try:
         head = response.fit(past, users, camps, label=label)
     except ShopgraphError as exc:
@@ -202,17 +204,18 @@ def target(ws: Any, campaign: str | None = None, n: int = 1000, *,
     consent = users["consent"] if "consent" in users else None
     notes: list[str] = []
     response = churn = None
+    pool = candidates(retriever, name, promoted, pool_size(retriever, n), exclude_buyers)
     if heads:
-        pool_ids = candidates(retriever, name, promoted, pool_size(retriever, n),
-                              exclude_buyers)["user_id"].tolist()
+        pool_ids = pool["user_id"].tolist()
         if campaign is not None:
-            response, note = response_scores(ws, name, pool_ids)
+            response, note = response_scores(ws, name, pool_ids, users)
             notes.append(note)
         churn, note = churn_scores(ws, pool_ids)
         notes.append(note)
     weights = {"retrieval_score": 1.0, "response_proba": 1.0,
                "churn_risk": 1.0 if winback else 0.0}
-    audience = plan_audience(retriever, name, promoted, n=n, control_share=control_share,
+    audience = plan_audience(retriever, name, promoted, n=n, pool=pool,
+                             control_share=control_share,
                              seed=seed, weights=weights,
                              response_proba=None if response is None
                              else response["response_proba"],

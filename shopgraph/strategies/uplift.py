@@ -314,9 +314,10 @@ def _show(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def campaign_frame(source: Any, campaign_id: str | None = None
-                   ) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """A campaign's log, its users' features row-aligned with it, and its control arm.
+def campaign_frame(source: Any, campaign_id: str | None = None,
+                   users: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """A campaign's log, its users' features row-aligned with it, and its control arm
+    (``users``: the user features, when the caller has already read them).
 
     Raises:
         ValueError: several campaigns and no ``campaign_id``.
@@ -333,7 +334,8 @@ def campaign_frame(source: Any, campaign_id: str | None = None
     if len(controls) != 1:
         raise ShopgraphError(f"uplift needs exactly one control arm (users held out); campaign "
                              f"{campaign_id!r} has {controls}")
-    feats = user_features(source).reindex(log["user_id"].to_numpy())
+    feats = (user_features(source) if users is None else users).reindex(
+        log["user_id"].to_numpy())
     return log.reset_index(drop=True), feats.reset_index(drop=True), controls[0]
 
 

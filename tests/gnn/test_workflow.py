@@ -16,7 +16,7 @@ from shopgraph.gnn.split import holdout_split
 from shopgraph.graphdb.formats.common import nodes_from_ids
 from shopgraph.graphdb.frames import EdgeFrame, SourceData
 from shopgraph.graphdb.server import EmbeddedServer
-from shopgraph.workspace import Workspace
+from tests.conftest import workspace_on
 from tests.graphdb.helpers import edges_frame
 
 
@@ -53,30 +53,21 @@ def shop(tmp_path: Path, n_users: int = 60, n_items: int = 40, seed: int = 0) ->
 
 def test_train_evaluate_and_refuse_changed_graph(graph_server: EmbeddedServer,
                                                  tmp_path: Path) -> None:
-    env = {"SHOPGRAPH_URI": graph_server.uri, "SHOPGRAPH_USER": graph_server.user,
-           "SHOPGRAPH_PASSWORD": graph_server.password(), "SHOPGRAPH_DATABASE": "wf"}
-    graph_server.ensure_database("wf")
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            for k, v in env.items():
-                mp.setenv(k, v)
-            with Workspace(tmp_path / "ws") as ws:
-                ws.ingest(shop(tmp_path))
-                runner = CliRunner()
-                result = runner.invoke(app, ["train", "-w", str(ws.path), "--epochs", "20",
-                                             "--lr", "0.01", "--batch-size", "64", "--dim", "8",
-                                             "--json", "--set", "eval_every=5"])
-                assert result.exit_code == 0, result.output
-                trained = json.loads(result.stdout)
-                assert trained["metrics"]["recall@10"] > trained["popularity"]["recall@10"] + 0.1
-                ckpt = load_checkpoint(trained["checkpoint"])
-                assert ckpt.user_emb.shape == (60, 8) and ckpt.user_ids[0] == "u0"
-                again = json.loads(runner.invoke(app, ["evaluate", "-w", str(ws.path),
-                                                       "--json"]).stdout)
-                assert again["metrics"] == trained["metrics"]
-                (tmp_path / "more").mkdir()
-                ws.ingest(shop(tmp_path / "more", seed=5))  # new purchases: the data changed
-                with pytest.raises(CheckpointMismatchError, match="retrain"):
-                    ws.evaluate("lightgcn")
-    finally:
-        graph_server.drop_database("wf")
+    with workspace_on(graph_server, tmp_path, "wf") as ws:
+        ws.ingest(shop(tmp_path))
+        runner = CliRunner()
+        result = runner.invoke(app, ["train", "-w", str(ws.path), "--epochs", "20",
+                                     "--lr", "0.01", "--batch-size", "64", "--dim", "8",
+                                     "--json", "--set", "eval_every=5"])
+        assert result.exit_code == 0, result.output
+        trained = json.loads(result.stdout)
+        assert trained["metrics"]["recall@10"] > trained["popularity"]["recall@10"] + 0.1
+        ckpt = load_checkpoint(trained["checkpoint"])
+        assert ckpt.user_emb.shape == (60, 8) and ckpt.user_ids[0] == "u0"
+        again = json.loads(runner.invoke(app, ["evaluate", "-w", str(ws.path),
+                                               "--json"]).stdout)
+        assert again["metrics"] == trained["metrics"]
+        (tmp_path / "more").mkdir()
+        ws.ingest(shop(tmp_path / "more", seed=5))  # new purchases: the data changed
+        with pytest.raises(CheckpointMismatchError, match="retrain"):
+            ws.evaluate("lightgcn")
