@@ -14,9 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shopgraph.artifacts import atomic_path
+from shopgraph.config import OffersConfig, RunConfig, TargetConfig, TrainConfig, write_run_config
 
 #: (label or relationship, file, id or (src, dst), properties) in mapping order.
-NODES = (
+NODES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("User", "users.parquet", "user_id",
      ("email", "consent", "recency", "history", "newbie", "channel", "zip_code", "age",
       "income")),
@@ -28,7 +29,7 @@ NODES = (
      ("name", "type", "reward", "difficulty", "duration", "channels")),
 )
 #: (relationship, file, src, dst, eid, ts, value, properties); "" = not in the file.
-EDGES = (
+EDGES: tuple[tuple[str, str, str, str, str, str, str, tuple[str, ...]], ...] = (
     ("IN_CATEGORY", "items.parquet", "item_id", "category", "", "", "", ()),
     ("INCLUDES", "offers.parquet", "campaign_id", "offer_id", "", "", "", ()),
     ("APPLIES_TO", "offer_items.parquet", "offer_id", "item_id", "", "", "", ()),
@@ -73,7 +74,8 @@ def mapping_text(name: str, present: Collection[str]) -> str:
 def files(present: Collection[str]) -> list[str]:
     """The files written, in mapping order: the mapping, the tables in ``present``, the holdout
     and the truth."""
-    tables = [f for f in dict.fromkeys(t[1] for t in (*NODES, *EDGES)) if f in present]
+    names = [n[1] for n in NODES] + [e[1] for e in EDGES]
+    tables = [f for f in dict.fromkeys(names) if f in present]
     return [MAPPING, *tables, HOLDOUT, TRUTH]
 
 
@@ -84,7 +86,7 @@ def write_table(path: Path, frame: pd.DataFrame) -> None:
         pq.write_table(table, tmp, compression="snappy")
 
 
-def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+def write_npz(path: Path, arrays: Mapping[str, np.ndarray | np.generic]) -> None:
     """Like ``np.savez_compressed`` without pickles, with fixed zip times: the same arrays give
     the same bytes (``np.savez`` stamps the current time into the archive)."""
     with atomic_path(path, MODE) as tmp:
@@ -97,7 +99,7 @@ def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
 
 
 def write_shop(out: Path, name: str, tables: Mapping[str, pd.DataFrame], holdout: pd.DataFrame,
-               truth: Mapping[str, np.ndarray]) -> list[str]:
+               truth: Mapping[str, np.ndarray | np.generic]) -> list[str]:
     """Write the tables with rows (keyed by file name; an empty one is removed), the mapping,
     the holdout and the truth; return the files written."""
     out.mkdir(parents=True, exist_ok=True)
@@ -115,8 +117,8 @@ def write_shop(out: Path, name: str, tables: Mapping[str, pd.DataFrame], holdout
     converted = tables.get("converted.parquet")
     order_value = (float(converted["value"].mean()) if converted is not None and len(converted)
                    else 1.0)
-    with atomic_path(out / RUN_CONFIG, MODE) as tmp:
-        tmp.write_text(run_config_text(users, order_value), encoding="utf-8")
+    write_run_config(out / RUN_CONFIG, run_config(out, users, order_value),
+                     RUN_CONFIG_HEADER)
     return [*files(present), RUN_CONFIG]
 
 
@@ -125,35 +127,31 @@ OFFER_COSTS = {"discount": 4.0, "bogo": 5.0, "free_shipping": 2.0, "informationa
 """Cost of one send of each offer in the written run configuration (money, like spend)."""
 
 
-def run_config_text(users: int, order_value: float) -> str:
-    """A ``shopgraph run`` configuration for the simulated shop (see docs/pipeline.md)."""
-    costs = ", ".join(f"{k} = {v}" for k, v in OFFER_COSTS.items())
-    return f"""# shopgraph run configuration for this simulated shop: `shopgraph run run.toml`
-[run]
-source = "{MAPPING}"
-format = "tabular"
-model = "lightgcn"       # or "spectral": closed-form, seconds, no training curve
-truth = "{TRUTH}"
+RUN_CONFIG_HEADER = """\
+# shopgraph run configuration for this simulated shop: `shopgraph run run.toml`
+#
+# model: lightgcn; or "spectral": closed-form, seconds, no training curve.
+# [run.train]: a 90-second budget keeps `make demo` within minutes.
+# [run.target]: the audience for campaign-1's promoted items.
+# [run.offers]: next offers, learnt from campaign-1's randomised arms, to raise conversions
+#   (label), each worth the mean order value (value_per_response); kind = "logistic" because
+#   calibrated LightGBM finds nothing worth sending here (docs/pipeline.md); cost: money per
+#   send of each offer, like the order value."""
 
-[run.train]             # a 90-second budget keeps `make demo` within minutes
-max_seconds = 90
-epochs = 200
-lr = 0.005
-batch_size = 4096
 
-[run.target]            # the audience for campaign-1's promoted items
-campaign = "campaign-1"
-n = {max(10, users // 10)}
-write_back = true
-
-[run.offers]            # next offers, learnt from campaign-1's randomised arms
-campaign = "campaign-1"
-budget = {max(10, users // 4)}.0
-label = "converted"     # raise conversions, each worth the mean order value below
-kind = "logistic"       # calibrated LightGBM finds nothing worth sending here (docs/pipeline.md)
-value_per_response = {order_value:.2f}
-cost = {{ {costs} }}    # money per send, like the order value
-"""
+def run_config(out: Path, users: int, order_value: float) -> RunConfig:
+    """A ``shopgraph run`` configuration for the simulated shop in ``out`` (see
+    docs/pipeline.md), with its file at ``out/run.toml``."""
+    out = out.resolve()
+    return RunConfig(
+        file=out / RUN_CONFIG, source=out / MAPPING, format="tabular", model="lightgcn",
+        truth=out / TRUTH,
+        train=TrainConfig(settings={"max_seconds": 90, "epochs": 200, "lr": 0.005,
+                                    "batch_size": 4096}),
+        target=TargetConfig(campaign="campaign-1", n=max(10, users // 10), write_back=True),
+        offers=OffersConfig(campaign="campaign-1", budget=float(max(10, users // 4)),
+                            label="converted", kind="logistic",
+                            value_per_response=round(order_value, 2), cost=dict(OFFER_COSTS)))
 
 
 def numbered(prefix: str, n: int) -> np.ndarray:
