@@ -115,7 +115,7 @@ def bgnbd(args: argparse.Namespace, p: pd.DataFrame, y: pd.Series):
     import pymc_marketing
 
     from shopgraph.graphdb.formats import load
-    from shopgraph.strategies.data import purchases
+    from shopgraph.graphdb.tables import purchases
 
     sample = purchases(load("cdnow", args.data / "cdnow" / "CDNOW_sample.txt"))
     t = time.perf_counter()
@@ -151,7 +151,7 @@ def main() -> None:
     import sklearn
 
     from shopgraph.graphdb.formats import load
-    from shopgraph.strategies.data import purchases
+    from shopgraph.graphdb.tables import purchases
     from shopgraph.strategies.features import as_seconds, churn_labels
 
     end = as_seconds(HOLDOUT_END)

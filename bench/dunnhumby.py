@@ -68,16 +68,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
+    from shopgraph.graphdb import tables
     from shopgraph.graphdb.formats import load
-    from shopgraph.strategies import campaigns as C
-    from shopgraph.strategies import data
+    from shopgraph.strategies import history as C
     from shopgraph.strategies import response as R
 
     t0 = time.perf_counter()
     src = load("dunnhumby", Path(args.data) / "dunnhumby_complete_journey")
-    log = data.campaign_log(src)
-    cf, uf = C.campaign_features(src), data.user_features(src)
-    log = log.join(C.history_features(log, log, cf, C.redemptions(src)))
+    log = tables.campaign_log(src)
+    cf, uf = tables.campaign_features(src), tables.user_features(src)
+    log = log.join(C.history_features(log, log, cf, tables.redemptions(src)))
     prep_s = time.perf_counter() - t0
     train, test = R.time_split(log, cf, args.test_from)
     fit_tr, valid = R.time_split(train, cf, args.valid_from)

@@ -170,12 +170,13 @@ def main() -> None:
 
     from sklearn.model_selection import train_test_split
 
+    from shopgraph.graphdb import tables
     from shopgraph.graphdb.formats import load
     from shopgraph.strategies.uplift import UpliftModel, campaign_frame, cross_val_qini
 
     start = time.perf_counter()
     src = load("hillstrom", args.data / "hillstrom" / "hillstrom.csv")
-    log, x, control = campaign_frame(src)
+    log, x, control = campaign_frame(tables.campaign_log(src), tables.user_features(src))
     strata = (log["arm"] + log["visited"].astype(str) + log["converted"].astype(str)).to_numpy()
     train, test = train_test_split(np.arange(len(log)), test_size=args.test_size,
                                    random_state=args.seed, stratify=strata)

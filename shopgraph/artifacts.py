@@ -74,3 +74,37 @@ def fingerprint(*parts: Any) -> str:
     """A short, stable SHA-256 fingerprint of JSON-serialisable parts."""
     blob = json.dumps(parts, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:32]
+
+
+def write_npz(path: str | os.PathLike[str], header: dict[str, Any], arrays: dict[str, Any]
+              ) -> Path:
+    """Write ``arrays`` and a JSON ``header`` (stored as the array ``meta``) as one ``.npz``,
+    atomically and without pickles; :func:`read_header` reads the header back."""
+    import numpy as np
+
+    dest = Path(path)
+    with atomic_path(dest) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, meta=np.asarray(json.dumps(header, default=float)), **arrays)
+    return dest
+
+
+def read_header(npz: Any, path: str | os.PathLike[str], version: int, fix: str
+                ) -> dict[str, Any]:
+    """The JSON header of an open ``.npz`` written by :func:`write_npz`, checked for its format.
+
+    Args:
+        npz: the open file (``np.load(path, allow_pickle=False)``).
+        path: its path, for the message.
+        version: the format version this shopgraph reads.
+        fix: the command that makes the file again, for the message.
+
+    Raises:
+        ArtifactFormatError: the file has another (or no) format version.
+    """
+    from shopgraph.errors import ArtifactFormatError
+
+    header: dict[str, Any] = json.loads(str(npz["meta"])) if "meta" in npz.files else {}
+    if header.get("format") != version:
+        raise ArtifactFormatError(f"{path}: format {header.get('format')} is not {version}, the "
+                                  f"one this shopgraph reads; make it again with `{fix}`")
+    return header

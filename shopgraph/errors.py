@@ -17,6 +17,20 @@ class GraphStoreError(ShopgraphError):
     """A query against the graph database failed."""
 
 
+class InsufficientDataError(ShopgraphError):
+    """The data cannot support the answer asked for: too little history, no control group,
+    nobody eligible, nothing worth sending.
+
+    This is the only error a pipeline step records as "skipped" (with its message as the
+    reason); any other error fails the step, which the next run then retries.
+    """
+
+
+class ArtifactFormatError(ShopgraphError):
+    """A file shopgraph wrote (checkpoint, index) has another format version than this one
+    reads; the message says how to make it again."""
+
+
 class IngestError(ShopgraphError, ValueError):
     """Input data is invalid; nothing from the failing batch was written.
 

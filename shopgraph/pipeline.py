@@ -3,131 +3,158 @@
     ingest -> train -> index -> heads -> target -> offers -> report
 
 Each step is also a command of its own (``shopgraph ingest``, ``train``, ...). A step records
-the fingerprint of its inputs (the data files, the settings, the upstream step's output) in
-``<workspace>/run/state.json`` and is skipped when they did not change and its outputs still
-exist; a failed step can be re-run alone with ``--step`` (the steps before it are taken as they
-are). The configuration is the ``[run]`` table of a TOML file::
+the fingerprint of its inputs (the data files, its settings, the upstream step's output) in the
+workspace's ``run/state.json`` and is skipped when they did not change and its outputs (files
+and results) still exist; ``--step`` runs one step alone (the steps before it are taken as they
+are). The configuration is the ``[run]`` table of a TOML file, read into a
+:class:`~shopgraph.config.RunConfig` (see ``docs/pipeline.md``).
 
-    [run]
-    source = "sim/mapping.toml"   # a dataset to ingest (format below, default tabular)
-    format = "tabular"
-    model = "spectral"            # embedding model; [run.train] holds its settings
-    [run.train]
-    k = 256
-    [run.target]                  # shopgraph target: one campaign's audience
-    campaign = "new-arrivals"
-    n = 2000
-    [run.offers]                  # shopgraph offers: next offers from a past experiment
-    campaign = "spring-test"
-    budget = 5000
-    cost = 1.0
-    value_per_response = 20.0
-
-Paths are relative to the configuration file. Results of every step go to
-``<workspace>/run/results.json``, which ``shopgraph report`` renders.
+Failures: a step whose data cannot support an answer raises
+:class:`~shopgraph.errors.InsufficientDataError`; for the heads, target and offers steps that is
+recorded as ``{"skipped": reason}``, an answer kept until the inputs change. Any other error (a
+lost server, a bad setting, a bug) fails the step: it is not recorded as done, the run stops,
+and the next run retries it.
 """
 
 from __future__ import annotations
 
 import json
 import time
-import tomllib
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shopgraph.artifacts import file_sha256, fingerprint, write_json
-from shopgraph.errors import ConfigError, ShopgraphError
+from shopgraph.config import RunConfig, TrainConfig
+from shopgraph.errors import ConfigError, InsufficientDataError
+from shopgraph.layout import WorkspaceLayout
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    from shopgraph.graphdb.store import GraphStore
+    from shopgraph.retrieval.queries import Retriever
 
 STEPS = ("ingest", "train", "index", "heads", "target", "offers", "report")
-KNOWN = {"source", "format", "model", "train", "index", "heads", "target", "offers", "report",
-         "truth"}
-DAY = 86_400
 SKIPPABLE = ("heads", "target", "offers")
-RESULT_KEYS = {"heads": "churn", "target": "target", "offers": "plan"}
+RESULTS = {"ingest": ("data",), "train": ("training",), "index": ("index",),
+           "heads": ("churn", "response"), "target": ("target",), "offers": ("plan",),
+           "report": ()}
+"""The keys of ``results.json`` each step writes: a step whose keys are gone runs again."""
+UPSTREAM = {"ingest": None, "train": "ingest", "index": "train", "heads": "ingest",
+            "target": "index", "offers": "ingest", "report": None}
 
 
-def load_config(path: str | Path) -> dict[str, Any]:
-    """The ``[run]`` table of ``path``, with paths made absolute; unknown keys are refused."""
-    path = Path(path).expanduser().resolve()
-    if not path.is_file():
-        raise ConfigError(f"no run configuration at {path}; write one (see `shopgraph run "
-                          "--help`) or create a simulated shop with `shopgraph simulate`")
+class Session(Protocol):
+    """What the pipeline needs of a workspace: where its files go, a connected graph store and
+    the retriever of a model (:class:`~shopgraph.workspace.Workspace` is one)."""
+
+    @property
+    def layout(self) -> WorkspaceLayout:
+        """The workspace's paths."""
+
+    def store(self) -> GraphStore:
+        """A connected graph store."""
+
+    def retriever(self, model: str | None = None) -> Retriever:
+        """The retriever over ``model``'s current index."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run left behind.
+
+    Args:
+        results: every step's results (also in ``results_path``).
+        results_path: the results file the report renders.
+        outputs: the files each step has written, by step.
+        seconds: how long each recorded step took when it last ran.
+    """
+
+    results: dict[str, Any]
+    results_path: Path
+    outputs: dict[str, list[str]]
+    seconds: dict[str, float]
+
+
+def check_model_settings(config: RunConfig) -> None:
+    """Refuse an unknown model or model setting in ``[run.train]`` before anything runs."""
+    from shopgraph.gnn.registry import model_class
+
     try:
-        table = tomllib.loads(path.read_text()).get("run")
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path} has no [run] table")
-    unknown = set(table) - KNOWN
+        defaults = model_class(config.model).defaults
+    except ValueError as exc:
+        raise ConfigError(f"{config.file}: [run] model: {exc}") from exc
+    unknown = sorted(set(config.train.settings) - set(defaults))
     if unknown:
-        raise ConfigError(f"{path}: unknown [run] keys {sorted(unknown)}; known: "
-                          f"{sorted(KNOWN)}")
-    config = dict(table)
-    for key in ("source", "truth"):
-        if key in config:
-            config[key] = str((path.parent / config[key]).resolve())
-    config.setdefault("format", "tabular")
-    config.setdefault("model", "spectral")
-    config["_file"] = str(path)
-    return config
+        valid = sorted({f.name for f in fields(TrainConfig)} - {"settings"} | set(defaults))
+        raise ConfigError(f"{config.file}: unknown [run.train] keys {unknown} for model "
+                          f"{config.model!r}; valid: {valid}")
 
 
 class Pipeline:
     """The steps of ``shopgraph run`` over one workspace.
 
     Args:
-        ws: the :class:`~shopgraph.workspace.Workspace`.
-        config: from :func:`load_config`.
+        session: the workspace (its layout, store and retrievers).
+        config: the run's configuration.
         on_step: called with ``(step, status, seconds)`` as steps finish or are skipped.
     """
 
-    def __init__(self, ws: Any, config: dict[str, Any],
+    def __init__(self, session: Session, config: RunConfig,
                  on_step: Callable[[str, str, float], None] | None = None) -> None:
-        self.ws, self.config, self.on_step = ws, config, on_step
-        self.dir = ws.path / "run"
-        self.state_path = self.dir / "state.json"
-        self.results_path = self.dir / "results.json"
-        self.state: dict[str, Any] = self._read(self.state_path)
-        self.results: dict[str, Any] = self._read(self.results_path)
+        check_model_settings(config)
+        self.session, self.config, self.on_step = session, config, on_step
+        self.layout = session.layout
+        self.state: dict[str, Any] = _read(self.layout.run_state)
+        self.results: dict[str, Any] = _read(self.layout.run_results)
 
-    @staticmethod
-    def _read(path: Path) -> dict[str, Any]:
-        return json.loads(path.read_text()) if path.is_file() else {}
-
-    def run(self, only: str | None = None, force: bool = False) -> dict[str, Any]:
+    def run(self, only: str | None = None, force: bool = False) -> RunResult:
         """Run every configured step (or ``only`` one), skipping unchanged ones unless
-        ``force``. Returns the results."""
+        ``force``; stops at the first step that fails, leaving it unrecorded."""
         if only is not None and only not in STEPS:
             raise ConfigError(f"no step {only!r}; steps: {', '.join(STEPS)}")
         for step in STEPS:
-            if only is not None and step != only:
-                continue
-            if not self._configured(step):
+            if (only is not None and step != only) or not self._configured(step):
                 continue
             inputs = self._inputs(step)
             done = self.state.get(step, {})
-            if not force and done.get("inputs") == inputs and self._outputs_exist(done):
+            if not force and done.get("inputs") == inputs and self._outputs_exist(step, done):
                 self._notify(step, "unchanged, skipped", 0.0)
                 continue
-            started = time.perf_counter()
-            try:
-                output = getattr(self, f"_{step}")()
-            except ShopgraphError as exc:
-                if step not in SKIPPABLE:
-                    raise
-                # A plan the data cannot support is an answer, not a crash: say why.
-                self.results[RESULT_KEYS[step]] = {"skipped": str(exc)}
-                output = {"skipped": str(exc)}
-                self._notify(step, f"skipped: {exc}", 0.0)
-            seconds = round(time.perf_counter() - started, 2)
-            self.state[step] = {"inputs": inputs, "output": output, "seconds": seconds,
-                                "finished": time.time()}
-            write_json(self.state_path, self.state)
-            write_json(self.results_path, self.results)
-            if "skipped" not in output:
-                self._notify(step, "done", seconds)
-        return self.results
+            self._run_step(step, inputs)
+        return RunResult(self.results, self.layout.run_results, self.outputs(),
+                         {k: v.get("seconds", 0.0) for k, v in self.state.items()})
+
+    def _run_step(self, step: str, inputs: str) -> None:
+        started = time.perf_counter()
+        try:
+            output = getattr(self, f"_{step}")()
+        except InsufficientDataError as exc:
+            if step not in SKIPPABLE:
+                self._forget(step)
+                raise
+            # A plan the data cannot support is an answer, not a crash: say why.
+            for key in RESULTS[step]:
+                self.results[key] = {"skipped": str(exc)}
+            output = {"skipped": str(exc)}
+            self._notify(step, f"skipped: {exc}", 0.0)
+        except BaseException:
+            self._forget(step)
+            raise
+        seconds = round(time.perf_counter() - started, 2)
+        self.state[step] = {"inputs": inputs, "output": output, "seconds": seconds,
+                            "finished": time.time()}
+        write_json(self.layout.run_state, self.state)
+        write_json(self.layout.run_results, self.results)
+        if "skipped" not in output:
+            self._notify(step, "done", seconds)
+
+    def _forget(self, step: str) -> None:
+        """A failed step is not done: drop its record, so the next run runs it."""
+        if self.state.pop(step, None) is not None:
+            write_json(self.layout.run_state, self.state)
 
     def outputs(self) -> dict[str, list[str]]:
         """The files each step has written, by step."""
@@ -138,33 +165,44 @@ class Pipeline:
             self.on_step(step, status, seconds)
 
     def _configured(self, step: str) -> bool:
+        return {"ingest": self.config.source is not None, "target": self.config.target
+                is not None, "offers": self.config.offers is not None}.get(step, True)
+
+    def _settings(self, step: str) -> dict[str, Any] | None:
+        """The configuration ``step`` depends on, as plain data."""
+        c = self.config
         if step == "ingest":
-            return "source" in self.config
-        if step in ("target", "offers"):
-            return step in self.config
-        return True
+            return {"source": c.source, "format": c.format}
+        if step == "report":
+            return {"report": asdict(c.report), "truth": c.truth}
+        sections: dict[str, DataclassInstance | None] = {
+            "train": c.train, "index": c.index, "heads": c.heads, "target": c.target,
+            "offers": c.offers}
+        section = sections[step]
+        return None if section is None else asdict(section)
 
     def _inputs(self, step: str) -> str:
         """The fingerprint of what ``step`` depends on."""
-        upstream = {"ingest": None, "train": "ingest", "index": "train", "heads": "ingest",
-                    "target": "index", "offers": "ingest", "report": None}[step]
-        parts: list[Any] = [step, self.config.get(step), self.config["model"]]
+        parts: list[Any] = [step, self._settings(step), self.config.model]
         if step == "ingest":
             parts.append(self._source_fingerprint())
+        upstream = UPSTREAM[step]
         if upstream:
             parts.append(self.state.get(upstream, {}).get("output"))
         if step == "report":
             parts.append({k: self.state.get(k, {}).get("output") for k in STEPS[:-1]})
         return fingerprint(*parts)
 
-    def _outputs_exist(self, done: dict[str, Any]) -> bool:
+    def _outputs_exist(self, step: str, done: dict[str, Any]) -> bool:
         paths = (done.get("output") or {}).get("paths", [])
-        return all(Path(p).exists() for p in paths)
+        return (all(Path(p).exists() for p in paths)
+                and all(key in self.results for key in RESULTS[step]))
 
     def _source_fingerprint(self) -> list[str]:
-        source = Path(self.config["source"])
+        assert self.config.source is not None
+        source = self.config.source
         files = [source]
-        if self.config["format"] == "tabular":
+        if self.config.format == "tabular":
             files += sorted(p for p in source.parent.iterdir() if p.is_file()
                             and p.suffix in (".csv", ".gz", ".parquet", ".pq"))
         return [file_sha256(f) for f in files]
@@ -173,77 +211,76 @@ class Pipeline:
 
     def _ingest(self) -> dict[str, Any]:
         from shopgraph.graphdb.formats import load
+        from shopgraph.graphdb.ingest import ingest
 
-        summary = self.ws.ingest(load(self.config["format"], self.config["source"]))
-        self.results["data"] = self.ws.summary()
+        assert self.config.source is not None
+        store = self.session.store()
+        summary = ingest(store, load(self.config.format, self.config.source))
+        self.results["data"] = store.summary()
         return {"fingerprint": fingerprint(self._source_fingerprint()),
                 "written": summary.relationships_written}
 
     def _train(self) -> dict[str, Any]:
-        model = self.config["model"]
-        result = self.ws.train(model, progress=False, **self.config.get("train", {}))
-        ckpt = result["checkpoint"]
-        from shopgraph.gnn.checkpoint import load_checkpoint
+        from shopgraph.jobs.train import train_model
 
-        meta = load_checkpoint(ckpt, weights=False).meta
-        self.results["training"] = {"model": model, "metrics": result["metrics"],
-                                    "popularity": result["popularity"],
-                                    "history": meta.get("history", []),
-                                    "fit_seconds": result["fit_seconds"]}
-        return {"paths": [ckpt], "fingerprint": meta.get("embeddings_sha256")}
+        result = train_model(self.session.store(), self.layout, self.config.model,
+                             self.config.train, progress=False)
+        self.results["training"] = {"model": result.model, "metrics": result.metrics,
+                                    "popularity": result.popularity, "history": result.history,
+                                    "fit_seconds": result.fit_seconds}
+        return {"paths": [str(result.checkpoint)], "fingerprint": result.fingerprint}
 
     def _index(self) -> dict[str, Any]:
-        info = self.ws.build_index(self.config["model"], **self.config.get("index", {}))
+        from shopgraph.jobs.index import build_index
+
+        result = build_index(self.session.store(), self.layout, self.config.model,
+                             self.config.index)
         self.results["index"] = {name: {k: v for k, v in ix.items() if k != "params"}
-                                 for name, ix in info["indexes"].items()}
-        return {"paths": [info["path"]], "fingerprint": info["checkpoint_fingerprint"]}
+                                 for name, ix in result.indexes.items()}
+        return {"paths": [str(result.path)], "fingerprint": result.checkpoint_fingerprint}
 
     def _heads(self) -> dict[str, Any]:
-        """Score the churn head out of time and the response head on held-out exposures, each
-        beside its logistic baseline (see :mod:`shopgraph.strategies.evaluation`)."""
-        from shopgraph.strategies.campaigns import campaign_features
-        from shopgraph.strategies.evaluation import evaluate_churn, evaluate_response
+        from shopgraph.jobs.heads import evaluate_heads
 
-        settings = self.config.get("heads", {})
-        self.results["churn"] = evaluate_churn(self.ws.purchases(),
-                                               settings.get("horizon_days", 90.0))
-        self.results["response"] = evaluate_response(
-            self.ws.campaign_log(), self.ws.user_features(), campaign_features(self.ws.store()))
-        return {"fingerprint": fingerprint(self.results["churn"], self.results["response"])}
+        heads = evaluate_heads(self.session.store(), self.config.heads)
+        self.results.update(heads)
+        return {"fingerprint": fingerprint(heads["churn"], heads["response"])}
 
     def _target(self) -> dict[str, Any]:
-        settings = dict(self.config["target"])
-        campaign = settings.pop("campaign", None)
-        n = settings.pop("n", 1000)
-        result = self.ws.target(campaign, n, model=self.config["model"], **settings)
-        self.results["target"] = _with_curve(result)
-        return {"paths": [result["path"]], "run_id": result["run_id"]}
+        from shopgraph.jobs.target import target
+
+        assert self.config.target is not None
+        result = target(self.session.store(), self.session.retriever(self.config.model),
+                        self.layout, self.config.target)
+        self.results["target"] = {**result.to_dict(), "audience_curve": result.audience_curve()}
+        return {"paths": [str(result.path)], "run_id": result.run_id}
 
     def _offers(self) -> dict[str, Any]:
-        settings = dict(self.config["offers"])
-        campaign, budget = settings.pop("campaign"), settings.pop("budget")
-        result = self.ws.offers(campaign, budget, **settings)
-        self.results["plan"] = _with_curve(result)
-        return {"paths": [result["path"]], "run_id": result["run_id"]}
+        from shopgraph.jobs.offers import plan_offers
+
+        assert self.config.offers is not None
+        result = plan_offers(self.session.store(), self.layout, self.config.offers)
+        self.results["plan"] = {**result.to_dict(), "audience_curve": result.audience_curve()}
+        return {"paths": [str(result.path)], "run_id": result.run_id}
 
     def _report(self) -> dict[str, Any]:
         from shopgraph.report.build import build_report
 
-        if "truth" in self.config:
-            from shopgraph.truth import score_against_truth
+        if self.config.truth is not None:
+            from shopgraph.graphdb import tables
+            from shopgraph.jobs.truth import score_against_truth
 
-            score_against_truth(self.ws, self.results, self.config["truth"], self.config)
-        self.results.setdefault("title", f"shopgraph run: {Path(self.config['_file']).parent}")
-        self.results["workspace"] = str(self.ws.path)
-        path = build_report(self.results, self.ws.path / "report.html")
+            retriever = (self.session.retriever(self.config.model)
+                         if "training" in self.results else None)
+            buys = tables.purchases(self.session.store()) if "churn" in self.results else None
+            score_against_truth(self.results, self.config.truth, self.config, retriever, buys)
+        self.results.setdefault("title", self.config.report.title
+                                or f"shopgraph run: {self.config.file.parent}")
+        self.results["workspace"] = str(self.layout.root)
+        path = build_report(self.results, self.layout.report)
         return {"paths": [str(path)]}
 
 
-def _with_curve(result: dict[str, Any]) -> dict[str, Any]:
-    """A list's summary with its ``frame`` replaced by the audience curve: cumulative expected
-    value (or blended score, where no value is known) by audience size, best users first."""
-    ranked = result.pop("frame").sort_values("rank")
-    value = ranked["expected_value"] if ranked["expected_value"].notna().any() \
-        else ranked["score"]
-    return {**result, "audience_curve": {"size": ranked["rank"].tolist(),
-                                         "expected_value": value.cumsum().round(6).tolist()}}
+def _read(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    return data if isinstance(data, dict) else {}

@@ -1,54 +1,89 @@
-"""``Workspace``: one folder holding a shop's config, embedded graph server and artefacts.
+"""``Workspace``: the Python API over one shop's folder (see :mod:`shopgraph.layout` for what
+it holds). A thin, typed facade: it owns the connection to the graph and the loaded
+retrievers, and hands them, with the layout and a typed configuration, to the jobs
+(:mod:`shopgraph.jobs`), the queries (:class:`~shopgraph.retrieval.queries.Retriever`) and the
+pipeline (:mod:`shopgraph.pipeline`). Nothing below it ever sees the workspace.
 
-Layout::
-
-    <workspace>/shopgraph.toml     settings (no secrets)
-    <workspace>/graphdb/           the embedded server: data, pid file, 0600 password file, log
-    <workspace>/exports/           arrays exported for the GNN layer
-    <workspace>/models/            checkpoints (<model>.npz), metrics logs, training state
-    <workspace>/indexes/           retrieval indexes (<model>.npz), one per checkpoint
+Heavy parts (the driver, the server, pandas, torch, FAISS) are imported on first use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from shopgraph.config import DbConfig, load_db_config, remote_password
+from shopgraph.config import (
+    DbConfig,
+    IndexConfig,
+    OffersConfig,
+    RunConfig,
+    TargetConfig,
+    TrainConfig,
+    load_db_config,
+    remote_password,
+)
+from shopgraph.layout import WorkspaceLayout
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from shopgraph.graphdb.export import Interactions
+    from shopgraph.graphdb.frames import SourceData
+    from shopgraph.graphdb.ingest import IngestSummary
+    from shopgraph.graphdb.server import EmbeddedServer
+    from shopgraph.graphdb.store import GraphStore
+    from shopgraph.jobs.results import (
+        EvaluationResult,
+        IndexResult,
+        OfferPlanResult,
+        TargetResult,
+        TrainResult,
+    )
+    from shopgraph.pipeline import RunResult
+    from shopgraph.retrieval.queries import Match, Results, Retriever
+
+Progress = Callable[[int, int], None]
 
 
 class Workspace:
-    """A shop's workspace. Heavy parts (driver, server) are created on first use.
+    """A shop's workspace.
 
     Args:
         path: the workspace folder (created if missing).
-        **db_overrides: ``uri``, ``user``, ``database`` overriding config and environment.
+        uri: a Bolt URI overriding the config and ``SHOPGRAPH_URI`` (empty: embedded server).
+        user: the user name, likewise.
+        database: the database name, likewise.
     """
 
-    def __init__(self, path: str | Path, **db_overrides: str | None) -> None:
-        self.path = Path(path).expanduser().resolve()
-        self.path.mkdir(parents=True, exist_ok=True)
-        self.db: DbConfig = load_db_config(self.path, **db_overrides)
-        self._store: Any = None
-        self._retrievers: dict[str, Any] = {}
+    def __init__(self, path: str | Path, *, uri: str | None = None, user: str | None = None,
+                 database: str | None = None) -> None:
+        self.layout = WorkspaceLayout.at(path)
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        self.db: DbConfig = load_db_config(self.layout.config, uri=uri, user=user,
+                                           database=database)
+        self._store: GraphStore | None = None
+        self._retrievers: dict[str, tuple[tuple[tuple[int, int], ...], Retriever]] = {}
+
+    @property
+    def path(self) -> Path:
+        """The workspace folder."""
+        return self.layout.root
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.path)!r})"
 
-    @property
-    def exports_dir(self) -> Path:
-        """Where exported arrays go."""
-        return self.path / "exports"
+    # -- the graph -------------------------------------------------------------------------
 
-    def server(self) -> Any:
+    def server(self) -> EmbeddedServer:
         """The embedded server of this workspace (not started)."""
         from shopgraph.graphdb.server import EmbeddedServer
 
-        return EmbeddedServer(self.path / "graphdb", heap=self.db.heap)
+        return EmbeddedServer(self.layout.graphdb, heap=self.db.heap)
 
-    def store(self, start: bool = True) -> Any:
-        """A connected :class:`~shopgraph.graphdb.store.GraphStore`.
+    def store(self, start: bool = True) -> GraphStore:
+        """A connected graph store (created once).
 
         With no URI configured, the workspace's embedded server is used and, when ``start`` is
         true, started if it is not running.
@@ -86,143 +121,167 @@ class Workspace:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def ingest(self, data: Any, **kwargs: Any) -> Any:
-        """Ingest a loader's :class:`~shopgraph.graphdb.frames.SourceData`; see
-        :func:`shopgraph.graphdb.ingest.ingest`."""
+    def ingest(self, data: SourceData, *, batch_size: int = 10_000, strict: bool = True,
+               on_progress: Progress | None = None) -> IngestSummary:
+        """Ingest a loader's data; see :func:`shopgraph.graphdb.ingest.ingest`."""
         from shopgraph.graphdb.ingest import ingest
 
-        return ingest(self.store(), data, **kwargs)
+        return ingest(self.store(), data, batch_size=batch_size, strict=strict,
+                      on_progress=on_progress)
 
-    def export_interactions(self, rel_types: list[str] | None = None,
-                            save: bool = True) -> Any:
-        """Export user->item interactions; also saved to ``exports/interactions.npz``."""
+    def export_interactions(self, rel_types: Sequence[str] | None = None, *,
+                            path: str | Path | None = None) -> Interactions:
+        """Export user->item interactions, saved to ``path`` (default: the workspace's
+        ``exports/interactions.npz``)."""
         from shopgraph.graphdb.export import export_interactions
 
-        arrays = export_interactions(self.store(), rel_types)
-        if save:
-            arrays.save(self.exports_dir / "interactions.npz")
+        arrays = export_interactions(self.store(), list(rel_types) if rel_types else None)
+        arrays.save(Path(path) if path is not None else self.layout.interactions)
         return arrays
 
-    @property
-    def models_dir(self) -> Path:
-        """Where checkpoints, metrics logs and training state go."""
-        return self.path / "models"
+    def summary(self) -> dict[str, dict[str, int]]:
+        """Node and relationship counts."""
+        return self.store().summary()
 
-    def checkpoint_path(self, model: str) -> Path:
-        """The checkpoint file of ``model``."""
-        return self.models_dir / f"{model}.npz"
+    def campaign_items(self, campaign_id: str) -> list[str]:
+        """The items a campaign promotes (through its offers), read from the graph."""
+        from shopgraph.graphdb.tables import campaign_items
+
+        return campaign_items(self.store(), campaign_id)
+
+    def purchases(self, rel_types: Sequence[str] = ("PURCHASED",)) -> pd.DataFrame:
+        """Timestamped purchases (``user_id, ts, value``); see
+        :func:`shopgraph.graphdb.tables.purchases`."""
+        from shopgraph.graphdb.tables import purchases
+
+        return purchases(self.store(), rel_types)
+
+    def campaign_log(self, campaign_id: str | None = None, include_runs: bool = False
+                     ) -> pd.DataFrame:
+        """Who took part in each campaign, under which arm, and what they did; see
+        :func:`shopgraph.graphdb.tables.campaign_log`."""
+        from shopgraph.graphdb.tables import campaign_log
+
+        return campaign_log(self.store(), campaign_id, include_runs)
+
+    def user_features(self) -> pd.DataFrame:
+        """The users' stored properties, indexed by id."""
+        from shopgraph.graphdb.tables import user_features
+
+        return user_features(self.store())
+
+    # -- models ----------------------------------------------------------------------------
 
     def train(self, model: str = "lightgcn", *, valid_fraction: float = 0.1, seed: int = 0,
-              rel_types: list[str] | None = None, resume: bool = False, progress: bool = True,
-              **settings: Any) -> dict[str, Any]:
-        """Train ``model`` on the graph's interactions; see :func:`shopgraph.gnn.workflow.train`."""
-        from shopgraph.gnn.workflow import train
+              rel_types: Sequence[str] | None = None, resume: bool = False,
+              progress: bool = True, **settings: int | float | str | bool) -> TrainResult:
+        """Train ``model`` on the graph's interactions; ``settings`` are the model's own
+        hyper-parameters (e.g. ``epochs=50``, ``k=64``). See :func:`shopgraph.jobs.train`."""
+        from shopgraph.jobs.train import train_model
 
-        return train(self, model, valid_fraction=valid_fraction, seed=seed, rel_types=rel_types,
-                     resume=resume, progress=progress, **settings)
+        config = TrainConfig(valid_fraction=valid_fraction, seed=seed,
+                             rel_types=tuple(rel_types) if rel_types else None, resume=resume,
+                             settings=settings)
+        return train_model(self.store(), self.layout, model, config, progress=progress)
 
     def evaluate(self, model: str = "lightgcn", ks: tuple[int, ...] = (10, 20, 50)
-                 ) -> dict[str, Any]:
+                 ) -> EvaluationResult:
         """Score a checkpoint on its held-out split, beside popularity."""
-        from shopgraph.gnn.workflow import evaluate_checkpoint
+        from shopgraph.jobs.train import evaluate_model
 
-        return evaluate_checkpoint(self, model, ks)
+        return evaluate_model(self.store(), self.layout, model, ks)
 
     # -- retrieval -------------------------------------------------------------------------
 
-    @property
-    def indexes_dir(self) -> Path:
-        """Where retrieval indexes go."""
-        return self.path / "indexes"
-
-    def index_path(self, model: str) -> Path:
-        """The index file of ``model``."""
-        return self.indexes_dir / f"{model}.npz"
-
     def default_model(self) -> str:
         """The model queries use when none is named: the one whose index was built last."""
-        return _newest(self.indexes_dir, "index", "train a model and build its index with "
-                       "`shopgraph train` then `shopgraph index build`")
+        return self.layout.newest_index()
 
     def build_index(self, model: str | None = None, *, kind: str = "auto",
                     factory: str | None = None, target_recall: float = 0.98,
                     seen_rel_types: Sequence[str] | None = None, seed: int = 0,
                     ef_construction: int | None = None,
-                    on_progress: Any = None) -> dict[str, Any]:
-        """Build ``model``'s indexes from its checkpoint and the graph's seen items and
-        catalogue; see :func:`shopgraph.retrieval.build.build_bundle`. Returns a summary."""
-        from shopgraph.gnn.checkpoint import load_checkpoint
-        from shopgraph.retrieval.build import build_bundle, catalogue_from_graph, seen_from_graph
-        from shopgraph.retrieval.persist import save_bundle
+                    on_progress: Progress | None = None) -> IndexResult:
+        """Build ``model``'s indexes (default: the newest checkpoint's) from its checkpoint and
+        the graph's seen items and catalogue; see :func:`shopgraph.jobs.index.build_index`."""
+        from shopgraph.jobs.index import build_index
 
-        model = model or _newest(self.models_dir, "checkpoint",
-                                 "train a model first with `shopgraph train`")
-        ckpt = load_checkpoint(self.checkpoint_path(model), weights=False)
-        store = self.store()
-        seen, rels = seen_from_graph(store, ckpt, seen_rel_types)
-        bundle = build_bundle(ckpt, seen=seen, seen_rel_types=rels,
-                              catalogue=catalogue_from_graph(store, ckpt), kind=kind,
-                              factory=factory, target_recall=target_recall, seed=seed,
-                              ef_construction=ef_construction, on_progress=on_progress)
-        path = save_bundle(self.index_path(model), bundle)
-        self._retrievers.pop(model, None)
-        return {"path": str(path), **bundle.describe()}
+        config = IndexConfig(kind=kind, factory=factory, target_recall=target_recall,
+                             seen_rel_types=tuple(seen_rel_types) if seen_rel_types else None,
+                             seed=seed, ef_construction=ef_construction)
+        return build_index(self.store(), self.layout, model or self.layout.newest_checkpoint(),
+                           config, on_progress)
 
-    def retriever(self, model: str | None = None) -> Any:
-        """The :class:`~shopgraph.retrieval.queries.Retriever` of ``model`` (loaded once)."""
+    def index_info(self, model: str | None = None) -> IndexResult:
+        """Describe ``model``'s saved indexes (default: the last built)."""
+        from shopgraph.jobs.index import index_result
+
+        retriever = self.retriever(model)
+        return index_result(self.layout.index(retriever.model), retriever.bundle.describe())
+
+    def retriever(self, model: str | None = None) -> Retriever:
+        """The :class:`~shopgraph.retrieval.queries.Retriever` of ``model``, loaded once and
+        again whenever its index or checkpoint file changes (a new checkpoint without a new
+        index is then refused with :class:`~shopgraph.errors.IndexMismatchError`)."""
         from shopgraph.retrieval.queries import Retriever
 
         model = model or self.default_model()
-        if model not in self._retrievers:
-            self._retrievers[model] = Retriever.load(self.index_path(model),
-                                                     self.checkpoint_path(model))
-        return self._retrievers[model]
+        files = (self.layout.index(model), self.layout.checkpoint(model))
+        stamp = tuple((p.stat().st_mtime_ns, p.stat().st_size) if p.is_file() else (0, 0)
+                      for p in files)
+        cached = self._retrievers.get(model)
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, Retriever.load(*files))
+            self._retrievers[model] = cached
+        return cached[1]
 
-    def embedding(self, kind: str, id_: str, model: str | None = None) -> Any:
+    def embedding(self, kind: str, id_: str, model: str | None = None) -> np.ndarray:
         """The embedding vector of one ``user`` or ``item``."""
         return self.retriever(model).embedding(kind, id_)
 
     def recommend(self, user_id: str, k: int = 10, *, model: str | None = None,
-                  **kwargs: Any) -> Any:
-        """Items for a user; see :meth:`Retriever.recommend_batch` for filters."""
-        return self.retriever(model).recommend(user_id, k, **kwargs)
+                  exclude_seen: bool = True, category: str | Sequence[str] | None = None,
+                  price_min: float | None = None, price_max: float | None = None,
+                  items: Iterable[str] | None = None) -> list[Match]:
+        """Items for a user; see :meth:`Retriever.recommend_batch` for the filters."""
+        return self.retriever(model).recommend(user_id, k, exclude_seen=exclude_seen,
+                                               category=category, price_min=price_min,
+                                               price_max=price_max, items=items)
 
     def recommend_batch(self, user_ids: Iterable[str] | None = None, k: int = 10, *,
-                        model: str | None = None, **kwargs: Any) -> Any:
-        """Items for many users (all when ``user_ids`` is None), as ``Results``."""
-        return self.retriever(model).recommend_batch(user_ids, k, **kwargs)
+                        model: str | None = None, exclude_seen: bool = True,
+                        category: str | Sequence[str] | None = None,
+                        price_min: float | None = None, price_max: float | None = None,
+                        items: Iterable[str] | None = None,
+                        skip_unknown: bool = False) -> Results:
+        """Items for many users (all when ``user_ids`` is None)."""
+        return self.retriever(model).recommend_batch(
+            user_ids, k, exclude_seen=exclude_seen, category=category, price_min=price_min,
+            price_max=price_max, items=items, skip_unknown=skip_unknown)
 
-    def similar_items(self, item_id: str, k: int = 10, *, model: str | None = None) -> Any:
+    def similar_items(self, item_id: str, k: int = 10, *, model: str | None = None
+                      ) -> list[Match]:
         """Items most like one item."""
         return self.retriever(model).similar_items(item_id, k)
 
     def similar_items_batch(self, item_ids: Iterable[str], k: int = 10, *,
-                            model: str | None = None, **kwargs: Any) -> Any:
-        """Items most like each of many items, as ``Results``."""
-        return self.retriever(model).similar_items_batch(item_ids, k, **kwargs)
+                            model: str | None = None, skip_unknown: bool = False) -> Results:
+        """Items most like each of many items."""
+        return self.retriever(model).similar_items_batch(item_ids, k, skip_unknown)
 
-    def similar_users(self, user_id: str, k: int = 10, *, model: str | None = None) -> Any:
+    def similar_users(self, user_id: str, k: int = 10, *, model: str | None = None
+                      ) -> list[Match]:
         """Users most like one user."""
         return self.retriever(model).similar_users(user_id, k)
 
     def similar_users_batch(self, user_ids: Iterable[str], k: int = 10, *,
-                            model: str | None = None, **kwargs: Any) -> Any:
-        """Users most like each of many users, as ``Results``."""
-        return self.retriever(model).similar_users_batch(user_ids, k, **kwargs)
-
-    def campaign_items(self, campaign_id: str) -> list[str]:
-        """The items a campaign promotes (through its offers), read from the graph."""
-        from shopgraph.errors import UnknownIdError
-        from shopgraph.graphdb import cypher
-
-        rows = self.store().query(cypher.CAMPAIGN_ITEMS, campaign=str(campaign_id))
-        if not rows:
-            raise UnknownIdError(f"campaign {campaign_id!r} is not in the graph")
-        return [i for i in rows[0]["items"] if i is not None]
+                            model: str | None = None, skip_unknown: bool = False) -> Results:
+        """Users most like each of many users."""
+        return self.retriever(model).similar_users_batch(user_ids, k, skip_unknown)
 
     def audience(self, campaign: str | None = None, n: int = 1000, *,
                  items: Iterable[str] | None = None, category: str | Sequence[str] | None = None,
-                 exclude_buyers: bool = False, model: str | None = None) -> Any:
+                 exclude_buyers: bool = False, model: str | None = None) -> list[Match]:
         """The ``n`` users closest to a campaign's promoted items, to ``items``, or to a
         ``category`` (exactly one of the three)."""
         if sum(x is not None for x in (campaign, items, category)) != 1:
@@ -235,59 +294,68 @@ class Workspace:
         return self.retriever(model).audience(items, n, category=category,
                                               exclude_buyers=exclude_buyers)
 
-    # -- strategy inputs -------------------------------------------------------------------
+    # -- campaigns -------------------------------------------------------------------------
 
-    def purchases(self, rel_types: Sequence[str] = ("PURCHASED",)) -> Any:
-        """Timestamped purchases (``user_id, ts, value``); see
-        :func:`shopgraph.strategies.data.purchases`."""
-        from shopgraph.strategies.data import purchases
-
-        return purchases(self.store(), rel_types)
-
-    def campaign_log(self, campaign_id: str | None = None, include_runs: bool = False) -> Any:
-        """Who took part in each campaign, under which arm, and what they did (shopgraph's own
-        written-back runs only with ``include_runs``); see
-        :func:`shopgraph.strategies.data.campaign_log`."""
-        from shopgraph.strategies.data import campaign_log
-
-        return campaign_log(self.store(), campaign_id, include_runs)
-
-    def user_features(self) -> Any:
-        """The users' stored properties, indexed by id."""
-        from shopgraph.strategies.data import user_features
-
-        return user_features(self.store())
-
-    def target(self, campaign: str | None = None, n: int = 1000, **kwargs: Any
-               ) -> dict[str, Any]:
+    def target(self, campaign: str | None = None, n: int = 1000, *,
+               items: Sequence[str] | None = None, control_share: float = 0.1, seed: int = 0,
+               winback: bool = False, heads: bool = True, exclude_buyers: bool = False,
+               pseudonymise: bool = False, email_hashes: bool = False,
+               write_back: bool = False, model: str | None = None,
+               output: str | Path | None = None) -> TargetResult:
         """Plan a campaign's audience, export it, optionally record it in the graph; see
-        :func:`shopgraph.strategies.targeting.target`."""
-        from shopgraph.strategies.targeting import target
+        :class:`~shopgraph.config.TargetConfig` and :func:`shopgraph.jobs.target.target`."""
+        from shopgraph.jobs.target import target
 
-        return target(self, campaign, n, **kwargs)
+        config = TargetConfig(campaign=campaign, n=n, items=tuple(items) if items else None,
+                              control_share=control_share, seed=seed, winback=winback,
+                              heads=heads, exclude_buyers=exclude_buyers,
+                              pseudonymise=pseudonymise, email_hashes=email_hashes,
+                              write_back=write_back)
+        return target(self.store(), self.retriever(model), self.layout, config, output=output)
 
-    def offers(self, campaign: str, budget: float, **kwargs: Any) -> dict[str, Any]:
+    def offers(self, campaign: str, budget: float, *,
+               cost: float | Mapping[str, float] = 0.0, value_per_response: float = 1.0,
+               label: str = "converted", caps: Mapping[str, int] | None = None,
+               control_share: float = 0.1, kind: str = "lightgbm", calibrated: bool = True,
+               behaviour: bool = True, seed: int = 0, pseudonymise: bool = False,
+               output: str | Path | None = None) -> OfferPlanResult:
         """Choose the next offer (or none) per user from a past randomised campaign, under a
-        budget; see :func:`shopgraph.strategies.offer_plan.plan_offers`."""
-        from shopgraph.strategies.offer_plan import plan_offers
+        budget; see :class:`~shopgraph.config.OffersConfig` and
+        :func:`shopgraph.jobs.offers.plan_offers`."""
+        from shopgraph.jobs.offers import plan_offers
 
-        return plan_offers(self, campaign, budget, **kwargs)
+        config = OffersConfig(campaign=campaign, budget=budget, cost=cost,
+                              value_per_response=value_per_response, label=label, caps=caps,
+                              control_share=control_share, kind=kind, calibrated=calibrated,
+                              behaviour=behaviour, seed=seed, pseudonymise=pseudonymise)
+        return plan_offers(self.store(), self.layout, config, output=output)
 
-    def summary(self) -> dict[str, dict[str, int]]:
-        """Node and relationship counts."""
-        return self.store().summary()
+    # -- the main job ----------------------------------------------------------------------
+
+    def run(self, config: str | Path | RunConfig, *, step: str | None = None,
+            force: bool = False, on_step: Callable[[str, str, float], None] | None = None
+            ) -> RunResult:
+        """Run the pipeline of ``config`` (a ``run.toml`` or a loaded configuration) on this
+        workspace; see :mod:`shopgraph.pipeline`."""
+        from shopgraph.config import load_run_config
+        from shopgraph.pipeline import Pipeline
+
+        if not isinstance(config, RunConfig):
+            config = load_run_config(config)
+        return Pipeline(self, config, on_step).run(step, force)
+
+    def report(self, results: str | Path | None = None, output: str | Path | None = None
+               ) -> Path:
+        """Render the run's results (default: this workspace's) as the HTML report (default:
+        the workspace's ``report.html``); returns the path written."""
+        from shopgraph.report.build import build_report, read_results
+
+        data = read_results(Path(results) if results is not None else self.layout.run_results)
+        data.setdefault("workspace", str(self.path))
+        return build_report(data, Path(output) if output is not None else self.layout.report)
 
 
-def _newest(folder: Path, what: str, advice: str) -> str:
-    """The name (stem) of the most recently written ``.npz`` in ``folder``."""
-    found = sorted(folder.glob("*.npz"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        from shopgraph.errors import ShopgraphError
-
-        raise ShopgraphError(f"no {what} in {folder}; {advice}")
-    return found[-1].stem
-
-
-def open(path: str | Path, **db_overrides: str | None) -> Workspace:  # noqa: A001
+def open(path: str | Path, *, uri: str | None = None, user: str | None = None,  # noqa: A001
+         database: str | None = None) -> Workspace:
     """Open (or create) the workspace at ``path``."""
-    return Workspace(path, **db_overrides)
+    return Workspace(path, uri=uri, user=user, database=database)

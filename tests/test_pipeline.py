@@ -4,16 +4,19 @@ skip-if-unchanged bookkeeping, a single step re-run, the report and the truth be
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from shopgraph.cli.main import app
-from shopgraph.errors import ConfigError
+from shopgraph.config import load_run_config
+from shopgraph.errors import ConfigError, GraphStoreError
 from shopgraph.graphdb.server import EmbeddedServer
-from shopgraph.pipeline import STEPS, Pipeline, load_config
+from shopgraph.pipeline import STEPS, Pipeline
 from shopgraph.simulator import simulate
+from shopgraph.workspace import Workspace
 from tests.conftest import workspace_on
 
 
@@ -21,13 +24,14 @@ def test_run_every_step_then_skip_what_did_not_change(graph_server: EmbeddedServ
                                                       tmp_path: Path) -> None:
     shop = tmp_path / "shop"
     simulate(shop, users=600, items=200, interactions=15_000, seed=3)
-    config = load_config(shop / "run.toml")
-    assert config["truth"] == str(shop / "truth.npz") and config["model"] == "lightgcn"
-    config = {**config, "model": "spectral", "train": {"k": 32}}  # seconds, not a budget
+    config = load_run_config(shop / "run.toml")
+    assert config.truth == shop / "truth.npz" and config.model == "lightgcn"
+    config = replace(config, model="spectral",  # seconds, not a budget
+                     train=replace(config.train, settings={"k": 32}))
     with workspace_on(graph_server, tmp_path, "pipeline") as ws:
         seen: list[tuple[str, str]] = []
         pipeline = Pipeline(ws, config, on_step=lambda s, status, _: seen.append((s, status)))
-        results = pipeline.run()
+        results = pipeline.run().results
         assert [s for s, _ in seen] == list(STEPS)
         assert results["data"]["relationships"]["PURCHASED"] > 0
         assert results["training"]["metrics"]["recall@20"] > 0
@@ -56,7 +60,8 @@ def test_run_every_step_then_skip_what_did_not_change(graph_server: EmbeddedServ
             "target", force=True)
         assert seen == [("target", "done")]
 
-        changed = {**config, "target": {**config["target"], "n": 30}}
+        assert config.target is not None
+        changed = replace(config, target=replace(config.target, n=30))
         seen.clear()
         Pipeline(ws, changed, on_step=lambda s, status, _: seen.append((s, status))).run()
         assert dict(seen)["target"] == "done" and dict(seen)["train"] == "unchanged, skipped"
@@ -69,11 +74,64 @@ def test_run_every_step_then_skip_what_did_not_change(graph_server: EmbeddedServ
 
 def test_bad_configurations_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no run configuration"):
-        load_config(tmp_path / "missing.toml")
+        load_run_config(tmp_path / "missing.toml")
     bad = tmp_path / "bad.toml"
     bad.write_text("[run]\nsource = 'x'\nmodle = 'spectral'\n")
     with pytest.raises(ConfigError, match="unknown \\[run\\] keys \\['modle'\\]"):
-        load_config(bad)
+        load_run_config(bad)
     bad.write_text("[other]\n")
     with pytest.raises(ConfigError, match="no \\[run\\] table"):
-        load_config(bad)
+        load_run_config(bad)
+
+
+def test_a_step_that_fails_is_not_recorded_and_runs_again_issue_10(tmp_path: Path) -> None:
+    """The graph server dies as the target step starts: the step fails (it is not a plan the
+    data could not support), nothing marks it done, and the next run runs it."""
+    shop = tmp_path / "shop"
+    simulate(shop, users=300, items=100, interactions=6_000, seed=4)
+    config = load_run_config(shop / "run.toml")
+    config = replace(config, model="spectral", train=replace(config.train, settings={"k": 16}),
+                     offers=None)
+    folder = tmp_path / "ws"
+    folder.mkdir()
+    (folder / "shopgraph.toml").write_text('[db]\nheap = "1g"\n')
+    ws = Workspace(folder)
+    server = ws.server()
+
+    def stop_before_target(step: str, status: str, _: float) -> None:
+        seen.append((step, status))
+        if step == "heads":
+            server.stop()
+
+    seen: list[tuple[str, str]] = []
+    try:
+        with pytest.raises(GraphStoreError, match="cannot reach|graph server"):
+            ws.run(config, on_step=stop_before_target)
+        ws.close()
+        assert [s for s, _ in seen] == ["ingest", "train", "index", "heads"]
+        state = json.loads((folder / "run" / "state.json").read_text())
+        results = json.loads((folder / "run" / "results.json").read_text())
+        assert "target" not in state and "report" not in state and "target" not in results
+
+        seen.clear()
+        with Workspace(folder) as again:  # starts the server again
+            outcome = again.run(config, on_step=lambda s, status, _: seen.append((s, status)))
+        assert dict(seen) == {"ingest": "unchanged, skipped", "train": "unchanged, skipped",
+                              "index": "unchanged, skipped", "heads": "unchanged, skipped",
+                              "target": "done", "report": "done"}
+        assert outcome.results["target"]["send"] > 0
+        assert Path(outcome.results["target"]["path"]).is_file()
+    finally:
+        server.stop()
+
+
+def test_unknown_model_settings_are_refused_before_anything_runs(tmp_path: Path) -> None:
+    run = tmp_path / "run.toml"
+    run.write_text("[run]\nmodel = 'spectral'\n[run.train]\nepochs = 3\n")
+    with pytest.raises(ConfigError, match=r"unknown \[run.train\] keys \['epochs'\] for model "
+                                          r"'spectral'; valid: \[.*'k'"):
+        Workspace(tmp_path / "ws").run(run)
+    run.write_text("[run]\nmodel = 'lightgnc'\n")
+    with pytest.raises(ConfigError, match=r"\[run\] model: unknown model 'lightgnc'"):
+        Workspace(tmp_path / "ws").run(run)
+    assert not (tmp_path / "ws" / "run").exists()

@@ -53,6 +53,8 @@ class EmbeddingModel(ABC):
 
     name: ClassVar[str] = "model"
     defaults: ClassVar[dict[str, Any]] = {}
+    # Set lazily by _cached_embeddings(); None (or absent) until then and after _invalidate().
+    _emb_cache: tuple[torch.Tensor, torch.Tensor] | None
 
     def __init__(self, **config: Any) -> None:
         unknown = set(config) - set(self.defaults)
@@ -92,7 +94,7 @@ class EmbeddingModel(ABC):
         return top_k(self.score, np.asarray(users), k, exclude)
 
     def _cached_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
-        cache = getattr(self, "_emb_cache", None)
+        cache: tuple[torch.Tensor, torch.Tensor] | None = getattr(self, "_emb_cache", None)
         if cache is None:
             u, i = self.embeddings()
             cache = (torch.from_numpy(u), torch.from_numpy(i))

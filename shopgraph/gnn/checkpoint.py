@@ -7,7 +7,6 @@ file is written atomically (temp file + rename), so a checkpoint is complete or 
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from shopgraph.artifacts import atomic_path
+from shopgraph.artifacts import read_header, write_npz
 from shopgraph.gnn.base import EmbeddingModel
 from shopgraph.gnn.data import InteractionMatrix
 
@@ -77,12 +76,9 @@ def save_checkpoint(path: str | Path, model: EmbeddingModel, train: InteractionM
               "embeddings_sha256": embeddings_fingerprint(user_emb, item_emb, train.user_ids,
                                                           train.item_ids), **meta}
     arrays = {f"w/{k}": v for k, v in model.state().items()}
-    path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, meta=np.asarray(json.dumps(header, default=float)), user_emb=user_emb,
-                 item_emb=item_emb, user_ids=train.user_ids.astype(str),
-                 item_ids=train.item_ids.astype(str), **arrays)
-    return path
+    return write_npz(path, header, {"user_emb": user_emb, "item_emb": item_emb,
+                                    "user_ids": train.user_ids.astype(str),
+                                    "item_ids": train.item_ids.astype(str), **arrays})
 
 
 def load_checkpoint(path: str | Path, weights: bool = True) -> Checkpoint:
@@ -92,10 +88,7 @@ def load_checkpoint(path: str | Path, weights: bool = True) -> Checkpoint:
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}; train one with `shopgraph train`")
     with np.load(path, allow_pickle=False) as z:
-        header = json.loads(str(z["meta"]))
-        if header.get("format") != FORMAT_VERSION:
-            raise ValueError(f"{path}: checkpoint format {header.get('format')} is not "
-                             f"{FORMAT_VERSION}; retrain with this version of shopgraph")
+        header = read_header(z, path, FORMAT_VERSION, "shopgraph train")
         arrays = {k[2:]: z[k] for k in z.files if k.startswith("w/")} if weights else {}
         ckpt = Checkpoint(header.pop("model"), header.pop("config"),
                           header.pop("data_fingerprint"), z["user_emb"], z["item_emb"],

@@ -33,12 +33,12 @@ class InteractionMatrix:
     @property
     def n_users(self) -> int:
         """Number of users (rows)."""
-        return self.matrix.shape[0]
+        return int(self.matrix.shape[0])
 
     @property
     def n_items(self) -> int:
         """Number of items (columns)."""
-        return self.matrix.shape[1]
+        return int(self.matrix.shape[1])
 
     @property
     def nnz(self) -> int:
@@ -95,7 +95,8 @@ class PairSet:
         if not len(self.keys):
             return np.zeros(wanted.shape, dtype=bool)
         pos = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
-        return self.keys[pos] == wanted
+        found: np.ndarray = self.keys[pos] == wanted
+        return found
 
 
 def _digest(arr: np.ndarray) -> str:

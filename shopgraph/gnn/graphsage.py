@@ -22,7 +22,8 @@ d = 64, 1 thread: forward 0.09 s, backward 0.11 s vs 0.46 s through autograd).
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -46,8 +47,9 @@ def mean_adjacency(train: sp.csr_matrix,
     mean = (sp.diags(np.divide(1.0, deg, out=np.zeros_like(deg), where=deg > 0)) @ a).tocsr()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-        adj, adj_t = (torch.sparse_csr_tensor(*(torch.from_numpy(v) for v in (
-            m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data)), m.shape,
+        adj, adj_t = (torch.sparse_csr_tensor(
+            torch.from_numpy(m.indptr.astype(np.int64)),
+            torch.from_numpy(m.indices.astype(np.int64)), torch.from_numpy(m.data), m.shape,
             device=device) for m in (mean.sorted_indices(), mean.T.tocsr().sorted_indices()))
     return adj, adj_t, torch.from_numpy(deg > 0).to(device)
 
@@ -72,7 +74,8 @@ class MeanSAGEConv(SAGEConv):
     adj_t: torch.Tensor | None = None
 
     def message_and_aggregate(self, adj_t: torch.Tensor, x: Any) -> torch.Tensor:
-        return _MeanSpMM.apply(adj_t, self.adj_t, x[0])
+        out: torch.Tensor = _MeanSpMM.apply(adj_t, self.adj_t, x[0])
+        return out
 
 
 class GraphSAGEModule(torch.nn.Module):
@@ -81,6 +84,12 @@ class GraphSAGEModule(torch.nn.Module):
     log price, missing flag), ``user_feat``, ``price_stats`` (mean, std of known log prices)."""
 
     name = "graphsage"
+    # Buffers registered in __init__ (None when absent); declared for the type checker.
+    item_cat: torch.Tensor | None
+    item_num: torch.Tensor | None
+    user_feat: torch.Tensor | None
+    price_stats: torch.Tensor | None
+    has_edges: torch.Tensor | None
 
     def __init__(self, n_users: int, n_items: int, dim: int, layers: int, use_ids: bool,
                  dropout: float, readout: str, n_categories: int = 0,
@@ -111,14 +120,21 @@ class GraphSAGEModule(torch.nn.Module):
 
     def item_block(self, cat: torch.Tensor | None, num: torch.Tensor | None) -> torch.Tensor | None:
         """Item feature columns: category embedding (unknown code: its own row), price."""
+        parts: list[torch.Tensor] = []
         if cat is not None:  # row 0: -1 or a code the model does not know
+            assert self.cat_emb is not None  # category codes are only given with cat_emb
             cat = torch.where((cat >= 0) & (cat < self.cat_emb.num_embeddings - 1), cat + 1, 0)
-        parts = ([] if cat is None else [self.cat_emb(cat)]) + ([] if num is None else [num])
+            parts.append(self.cat_emb(cat))
+        if num is not None:
+            parts.append(num)
         return torch.cat(parts, dim=1) if parts else None
 
     def inputs(self) -> torch.Tensor:
         """:math:`x_v` of every node, users first; the other type's columns are zero."""
-        parts = [] if self.embedding is None else [self.embedding.weight * self.has_edges[:, None]]
+        parts: list[torch.Tensor] = []
+        if self.embedding is not None:
+            assert self.has_edges is not None  # set with self.adj by set_graph()
+            parts.append(self.embedding.weight * self.has_edges[:, None])
         blocks = ((self.item_block(self.item_cat, self.item_num), (0, 0, self.n_users, 0)),
                   (self.user_feat, (0, 0, 0, self.n_items)))
         return torch.cat(parts + [pad(b, p) for b, p in blocks if b is not None], dim=1)
@@ -126,7 +142,8 @@ class GraphSAGEModule(torch.nn.Module):
     def layers_out(self, x: torch.Tensor, adj: torch.Tensor | None) -> torch.Tensor:
         """The layers on ``x``; ``adj=None``: no neighbours, so SAGEConv is lin_l(0) + lin_r(x)."""
         outs = []
-        for k, conv in enumerate(self.convs):
+        # ModuleList is not generic: its items are the MeanSAGEConv layers built in __init__.
+        for k, conv in enumerate(cast("Iterable[MeanSAGEConv]", self.convs)):
             x = conv.lin_r(x) + conv.lin_l.bias if adj is None else conv(x, adj)
             if k < len(self.convs) - 1:
                 x = dropout(x.relu(), self.dropout, self.training)
@@ -136,7 +153,9 @@ class GraphSAGEModule(torch.nn.Module):
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.adj is None:
             raise RuntimeError("no graph: call set_graph() first")
-        return self.layers_out(self.inputs(), self.adj).split([self.n_users, self.n_items])
+        out: tuple[torch.Tensor, torch.Tensor] = self.layers_out(self.inputs(), self.adj).split(
+            [self.n_users, self.n_items])
+        return out
 
     def regularizer(self, users: torch.Tensor, pos: torch.Tensor,
                     neg: torch.Tensor) -> torch.Tensor:
@@ -184,8 +203,9 @@ class GraphSAGE(EmbeddingModel):
     ``layers``, ``use_ids``, ``dropout`` and ``readout`` (``"concat"`` or ``"last"``)."""
 
     name = "graphsage"
-    defaults: dict[str, Any] = {"dim": 64, "layers": 2, "use_ids": True, "dropout": 0.0,
-                                "readout": "concat", **TrainConfig().__dict__}
+    defaults: ClassVar[dict[str, Any]] = {"dim": 64, "layers": 2, "use_ids": True,
+                                          "dropout": 0.0, "readout": "concat",
+                                          **TrainConfig().__dict__}
     arch = ("dim", "layers", "use_ids", "dropout", "readout")  # GraphSAGEModule's settings
 
     def __init__(self, **config: Any) -> None:
@@ -227,13 +247,20 @@ class GraphSAGE(EmbeddingModel):
         """``(m, d)`` embeddings of items outside the graph (no edges, no ID) from features like
         :meth:`fit`'s; category codes the model does not know count as unknown (-1)."""
         m = self._fitted()
-        cat = None if m.cat_emb is None else torch.as_tensor(
-            np.asarray(item_features["category"], dtype=np.int64), device=m.item_cat.device)
-        num = None if m.item_num is None else _price_columns(item_features["price"], m.price_stats)
+        cat: torch.Tensor | None = None
+        num: torch.Tensor | None = None
+        if m.cat_emb is not None:
+            assert m.item_cat is not None  # cat_emb exists exactly when item_cat does
+            cat = torch.as_tensor(np.asarray(item_features["category"], dtype=np.int64),
+                                  device=m.item_cat.device)
+        if m.item_num is not None:
+            assert m.price_stats is not None  # _features() sets item_num with price_stats
+            num = _price_columns(item_features["price"], m.price_stats)
         with torch.no_grad():
             if (block := m.item_block(cat, num)) is None:
                 raise ValueError("the model was trained without item features")
-            rest = m.convs[0].lin_r.in_channels - m.id_width - block.shape[1]  # user columns
+            first = cast(MeanSAGEConv, m.convs[0])  # ModuleList is not generic
+            rest = first.lin_r.in_channels - m.id_width - block.shape[1]  # user columns
             return m.layers_out(pad(block, (m.id_width, rest)), None).float().cpu().numpy()
 
     def state(self) -> dict[str, np.ndarray]:
@@ -243,8 +270,8 @@ class GraphSAGE(EmbeddingModel):
         """Restore weights and features; call ``module.set_graph(mean_adjacency(...))`` to
         propagate again, or use the checkpoint's stored final embeddings."""
         self.n_users, self.n_items = n_users, n_items
-        state = {k: torch.from_numpy(np.asarray(v)) for k, v in state.items()}
-        n_cat = len(state["cat_emb.weight"]) - 1 if "cat_emb.weight" in state else 0
-        self.module = self._build(n_users, n_items, n_categories=n_cat, **state)
-        self.module.load_state_dict(state)
+        tensors = {k: torch.from_numpy(np.asarray(v)) for k, v in state.items()}
+        n_cat = len(tensors["cat_emb.weight"]) - 1 if "cat_emb.weight" in tensors else 0
+        self.module = self._build(n_users, n_items, n_categories=n_cat, **tensors)
+        self.module.load_state_dict(tensors)
         self._invalidate()

@@ -16,7 +16,7 @@ that), but runs on a precomputed CSR :math:`\\tilde A` with a symmetric backward
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -70,7 +70,7 @@ class LightGCN(EmbeddingModel):
     """LightGCN trained with BPR; settings are :class:`TrainConfig`'s plus ``dim``, ``layers``."""
 
     name = "lightgcn"
-    defaults: dict[str, Any] = {"dim": 64, "layers": 3, **TrainConfig().__dict__}
+    defaults: ClassVar[dict[str, Any]] = {"dim": 64, "layers": 3, **TrainConfig().__dict__}
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)

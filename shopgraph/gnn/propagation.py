@@ -59,7 +59,8 @@ class _SymmetricSpMM(torch.autograd.Function):
 
 def propagate(adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """One propagation step ``adj @ x`` for a symmetric ``adj`` (differentiable in ``x``)."""
-    return _SymmetricSpMM.apply(adj, x)
+    out: torch.Tensor = _SymmetricSpMM.apply(adj, x)
+    return out
 
 
 def layer_mean(adj: torch.Tensor, x: torch.Tensor, layers: int,

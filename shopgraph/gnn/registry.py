@@ -22,4 +22,5 @@ def model_class(name: str) -> type[EmbeddingModel]:
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     module, cls, _ = MODELS[name]
-    return getattr(importlib.import_module(f"shopgraph.gnn.{module}"), cls)
+    model: type[EmbeddingModel] = getattr(importlib.import_module(f"shopgraph.gnn.{module}"), cls)
+    return model

@@ -53,4 +53,5 @@ class NegativeSampler:
         cand = self.uniform(users, candidates)
         with torch.no_grad():
             s = score(torch.from_numpy(users), torch.from_numpy(cand))
-        return cand[np.arange(len(users)), s.argmax(dim=1).cpu().numpy()]
+        best: np.ndarray = cand[np.arange(len(users)), s.argmax(dim=1).cpu().numpy()]
+        return best

@@ -43,7 +43,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -83,7 +83,8 @@ def _orthonormalize(y: torch.Tensor, rtol: float = 1e-6) -> torch.Tensor:
     top = float(lam.max())
     if top <= 0:  # an empty matrix: nothing to orthonormalise
         return y
-    return y @ (w * lam.clamp_min(top * rtol).rsqrt()).float()
+    basis: torch.Tensor = y @ (w * lam.clamp_min(top * rtol).rsqrt()).float()
+    return basis
 
 
 def randomized_svd(m: sp.csr_matrix, k: int, oversample: int = 128, n_iter: int = 3,
@@ -136,9 +137,9 @@ class SpectralFilter(EmbeddingModel):
     """
 
     name = "spectral"
-    defaults: dict[str, Any] = {"k": 512, "user_norm": 0.3, "item_norm": 0.4, "item_scale": 0.3,
-                                "power": 0.0, "oversample": 128, "n_iter": 3, "seed": 0,
-                                "threads": 0}
+    defaults: ClassVar[dict[str, Any]] = {
+        "k": 512, "user_norm": 0.3, "item_norm": 0.4, "item_scale": 0.3, "power": 0.0,
+        "oversample": 128, "n_iter": 3, "seed": 0, "threads": 0}
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)

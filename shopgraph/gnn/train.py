@@ -17,19 +17,20 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm.auto import tqdm  # type: ignore[import-untyped]  # tqdm ships no type hints
 
 from shopgraph.artifacts import atomic_path
 from shopgraph.gnn.base import FitReport
 from shopgraph.gnn.data import InteractionMatrix
 from shopgraph.gnn.device import pick_device
-from shopgraph.gnn.metrics import evaluate
+from shopgraph.gnn.metrics import ScoreFn, evaluate
 from shopgraph.gnn.sampling import NegativeSampler
 
 
@@ -91,7 +92,7 @@ def _bpr_step(module: Any, optimizer: torch.optim.Optimizer, users: torch.Tensor
     user_emb, item_emb = module()
     u = user_emb[users]
     diff = (u * item_emb[pos]).sum(-1) - (u * item_emb[neg]).sum(-1)
-    loss = -torch.nn.functional.logsigmoid(diff).mean()
+    loss: torch.Tensor = -torch.nn.functional.logsigmoid(diff).mean()
     loss = loss + weight_decay * module.regularizer(users, pos, neg) / (2 * len(users))
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -99,7 +100,9 @@ def _bpr_step(module: Any, optimizer: torch.optim.Optimizer, users: torch.Tensor
     return loss.item()
 
 
-def _scorer(module: Any) -> Any:
+def _scorer(module: Any) -> ScoreFn:
+    user_emb: torch.Tensor
+    item_emb: torch.Tensor
     with torch.no_grad():
         user_emb, item_emb = module()
 
@@ -199,8 +202,11 @@ def train_bpr(module: Any, train: InteractionMatrix, valid: InteractionMatrix | 
     return report
 
 
-def _dns_score(module: Any, device: torch.device) -> Any:
+def _dns_score(module: Any,
+               device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     def score(users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        user_emb: torch.Tensor
+        item_emb: torch.Tensor
         user_emb, item_emb = module()
         return (user_emb[users.to(device)][:, None, :] * item_emb[items.to(device)]).sum(-1)
 

@@ -171,7 +171,8 @@ def export_interactions(store: GraphStore, rel_types: Sequence[str] | None = Non
     cols = [np.concatenate([p[k] for p in parts]) if parts else
             np.empty(0, dtype=dt) for k, dt in
             enumerate((np.int64, np.int64, np.int64, np.float64, np.int8))]
-    return Interactions(uids, iids, *cols, rel_types=tuple(rel_types))
+    users, items, ts, value, codes = cols
+    return Interactions(uids, iids, users, items, ts, value, codes, rel_types=tuple(rel_types))
 
 
 def export_node_property(store: GraphStore, label: str, prop: str,

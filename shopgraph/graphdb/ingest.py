@@ -17,10 +17,11 @@ and resumable.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import neo4j
 import numpy as np
 import pandas as pd
 from neo4j.exceptions import ConstraintError
@@ -125,7 +126,9 @@ def check_references(store: GraphStore, data: SourceData, strict: bool) -> None:
 
 def _plan(data: SourceData, batch_size: int) -> list[_Batch]:
     plan: list[_Batch] = []
-    for tag, frames in (("n", data.nodes), ("e", data.edges)):
+    groups: tuple[tuple[str, Sequence[NodeFrame | EdgeFrame]], ...] = (
+        ("n", data.nodes), ("e", data.edges))
+    for tag, frames in groups:
         for fi, frame in enumerate(frames):
             for start in range(0, len(frame.data), batch_size):
                 stop = min(start + batch_size, len(frame.data))
@@ -179,7 +182,7 @@ class _Writer:
         self.store, self.source, self.summary = store, source, summary
         self.guarded_only = not store.capabilities.relationship_constraints
 
-    def _mark(self, tx: Any, key: str) -> None:
+    def _mark(self, tx: neo4j.Transaction, key: str) -> None:
         tx.run(cypher.LEDGER_MARK, source=self.source, batch=key).consume()
 
     def nodes(self, batch: _Batch) -> None:
@@ -188,7 +191,7 @@ class _Writer:
         rows = node_rows(frame, batch.start, batch.stop)
         query = cypher.nodes(cypher.MERGE_NODES, frame.label)
 
-        def work(tx: Any) -> None:
+        def work(tx: neo4j.Transaction) -> None:
             tx.run(query, rows=rows).consume()
             self._mark(tx, batch.key)
 
@@ -202,8 +205,10 @@ class _Writer:
         extra = bool(_extra_edge_props(frame))
         fast = cypher.edges(cypher.CREATE_EDGES, frame.rel, extra)
 
-        def work(tx: Any) -> int:
-            n = tx.run(fast, rows=rows).single()["n"]
+        def work(tx: neo4j.Transaction) -> int:
+            record = tx.run(fast, rows=rows).single()
+            assert record is not None  # count() returns exactly one row
+            n = record["n"]
             if n != len(rows):  # an end node vanished since the check: write nothing
                 raise GraphStoreError(f"only {n} of {len(rows)} {frame.rel} relationships found "
                                       "both end nodes; the graph changed during ingest, re-run")
@@ -225,7 +230,7 @@ class _Writer:
                  extra: bool) -> int:
         query = cypher.edges(cypher.CREATE_NEW_EDGES, frame.rel, extra)
 
-        def work(tx: Any) -> int:
+        def work(tx: neo4j.Transaction) -> int:
             created = len(tx.run(query, rows=rows).data())
             self._mark(tx, batch.key)
             return created

@@ -23,7 +23,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from shopgraph.artifacts import write_json, write_secret
 from shopgraph.errors import ServerError
@@ -40,7 +40,8 @@ def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]  # (host, port) for AF_INET
+        return port
 
 
 def _port_free(port: int) -> bool:
@@ -197,7 +198,8 @@ class EmbeddedServer:
 
     def _state(self) -> dict[str, Any]:
         try:
-            return json.loads(self.state_file.read_text())
+            state: dict[str, Any] = json.loads(self.state_file.read_text())
+            return state
         except (OSError, ValueError):
             return {}
 
@@ -217,7 +219,8 @@ class EmbeddedServer:
             yield
 
     def _pick_ports(self) -> tuple[int, int]:
-        state, chosen = self._state(), []
+        state = self._state()
+        chosen: list[int] = []
         for kind, wanted in (("bolt", self.bolt_port), ("http", self.http_port)):
             if wanted is not None and not _port_free(wanted):
                 raise ServerError(f"{kind} port {wanted} on {HOST} is already in use by another "
@@ -227,7 +230,9 @@ class EmbeddedServer:
                 port = free_port()
             while wanted is None and port in (*chosen, self.bolt_port, self.http_port):
                 port = free_port()
-            chosen.append(port)
+            # an int: `wanted`, or checked/picked above (only a requested port 0 would fall
+            # through to the unchecked saved value)
+            chosen.append(cast(int, port))
         if chosen[0] == chosen[1]:
             raise ServerError(f"the Bolt and HTTP ports must differ (both are {chosen[0]})")
         return chosen[0], chosen[1]

@@ -117,7 +117,7 @@ class GraphStore:
                 database=self.database, fetch_size=self.fetch_size) as session:
             yield from session.run(text, params)
 
-    def write(self, work: Callable[[neo4j.ManagedTransaction], T], what: str = "writing") -> T:
+    def write(self, work: Callable[[neo4j.Transaction], T], what: str = "writing") -> T:
         """Run ``work(tx)`` in one write transaction: all of it is committed, or none.
 
         Constraint violations propagate as :class:`neo4j.exceptions.ConstraintError` so that the

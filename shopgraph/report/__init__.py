@@ -4,6 +4,6 @@
 :mod:`shopgraph.report.build`.
 """
 
-from shopgraph.report.build import ReportWarning, build_report, render_report
+from shopgraph.report.build import ReportWarning, build_report, read_results, render_report
 
-__all__ = ["ReportWarning", "build_report", "render_report"]
+__all__ = ["ReportWarning", "build_report", "read_results", "render_report"]

@@ -62,7 +62,7 @@ from html import escape
 from importlib import resources
 from pathlib import Path
 from string import Template
-from typing import Any
+from typing import Any, TypeGuard
 
 from shopgraph.artifacts import atomic_open
 from shopgraph.report import plots
@@ -79,7 +79,7 @@ class ReportWarning(UserWarning):
 
 # --- formatting ---------------------------------------------------------------------------
 
-def _is_num(v: object) -> bool:
+def _is_num(v: object) -> TypeGuard[numbers.Real]:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
@@ -92,7 +92,7 @@ def fmt(v: object) -> str:
     if isinstance(v, numbers.Integral):
         return f"{int(v):,}"
     if _is_num(v):
-        f = float(v)  # type: ignore[arg-type]
+        f = float(v)
         if f != f or f in (float("inf"), float("-inf")):
             return NA
         if f != 0 and abs(f) < 1e-3:
@@ -125,7 +125,12 @@ def _curve(sec: Mapping[str, Any], key: str, x: str, y: str) -> tuple[list[float
 
 
 def _truth(sec: Mapping[str, Any]) -> Mapping[str, Any]:
-    t = sec.get("truth")
+    return _mapping(sec, "truth")
+
+
+def _mapping(sec: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """``sec[key]`` when it is a dict, else an empty one."""
+    t = sec.get(key)
     return t if isinstance(t, Mapping) else {}
 
 
@@ -201,9 +206,9 @@ def _metric_order(key: str) -> tuple[int, int, str]:
 
 def _training(sec: Mapping[str, Any]) -> list[str]:
     truth, parts, figs = _truth(sec), [], []
-    metrics = sec.get("metrics") if isinstance(sec.get("metrics"), Mapping) else {}
-    pop = sec.get("popularity") if isinstance(sec.get("popularity"), Mapping) else {}
-    true_pop = truth.get("popularity") if isinstance(truth.get("popularity"), Mapping) else {}
+    metrics = _mapping(sec, "metrics")
+    pop = _mapping(sec, "popularity")
+    true_pop = _mapping(truth, "popularity")
     metric_keys = sorted({k for d in (metrics, pop) for k, v in d.items() if _scalar(v)},
                          key=_metric_order)
     parts.append(compare_table(sec, truth, skip=(*metric_keys, "popularity")))
@@ -217,19 +222,22 @@ def _training(sec: Mapping[str, Any]) -> list[str]:
                      + table(rows, ["metric"] + [h for h, _ in cols], true_cols))
     history = sec.get("history")
     if isinstance(history, Sequence) and history:
-        rows = [r for r in history if isinstance(r, Mapping)]
-        epochs = [r.get("epoch", i + 1) for i, r in enumerate(rows)]
-        loss = [(e, r["loss"]) for e, r in zip(epochs, rows) if _is_num(r.get("loss"))]
+        records = [r for r in history if isinstance(r, Mapping)]
+        epochs = [r.get("epoch", i + 1) for i, r in enumerate(records)]
+        loss = [(e, r["loss"]) for e, r in zip(epochs, records) if _is_num(r.get("loss"))]
         if loss:
+            loss_x, loss_y = zip(*loss)
             figs.append(plots.line_chart(
-                "training-loss", "Training loss", [Series("loss", *zip(*loss))],
+                "training-loss", "Training loss", [Series("loss", loss_x, loss_y)],
                 x_label="epoch", y_label="loss"))
-        keys = sorted({k for r in rows for k in r if METRIC_KEY.match(k)}, key=_metric_order)
+        keys = sorted({k for r in records for k in r if METRIC_KEY.match(k)},
+                      key=_metric_order)
         series = []
         for k in keys:
-            pts = [(e, r[k]) for e, r in zip(epochs, rows) if _is_num(r.get(k))]
+            pts = [(e, r[k]) for e, r in zip(epochs, records) if _is_num(r.get(k))]
             if pts:
-                series.append(Series(k, *zip(*pts), markers=len(pts) < 30))
+                pts_x, pts_y = zip(*pts)
+                series.append(Series(k, pts_x, pts_y, markers=len(pts) < 30))
         if series:
             figs.append(plots.line_chart(
                 "training-metrics", "Validation metrics during training", series,
@@ -289,8 +297,8 @@ def _plan(sec: Mapping[str, Any]) -> list[str]:
     truth, figs = _truth(sec), []
     facts = dict(sec)
     budget, used = sec.get("budget"), sec.get("budget_used")
-    if _is_num(budget) and _is_num(used) and float(budget) > 0:  # type: ignore[arg-type]
-        facts["budget_share_used"] = float(used) / float(budget)  # type: ignore[arg-type]
+    if _is_num(budget) and _is_num(used) and float(budget) > 0:
+        facts["budget_share_used"] = float(used) / float(budget)
     if "audience_curve" in sec:
         series = [Series("estimated", *_curve(sec, "audience_curve", "size", "expected_value"))]
         if isinstance(truth.get("audience_curve"), Mapping):
@@ -310,7 +318,7 @@ def _plan(sec: Mapping[str, Any]) -> list[str]:
         figs.append(plots.bar_chart("plan-budget", "Budget use", [c.replace("_", " ")
                                                                   for c in cats], bars,
                                     value_label="amount", horizontal=True))
-    counts = sec.get("counts") if isinstance(sec.get("counts"), Mapping) else {}
+    counts = _mapping(sec, "counts")
     groups = {str(k): v for k, v in counts.items() if _is_num(v)}
     if _is_num(sec.get("control")):
         groups["control (held out)"] = sec["control"]
@@ -369,7 +377,7 @@ def render_report(results: Mapping[str, Any]) -> str:
     """
     if not isinstance(results, Mapping):
         raise ValueError(f"results should be a dict, got {type(results).__name__}")
-    from shopgraph import __version__
+    from shopgraph.version import __version__
 
     title = str(results.get("title") or "shopgraph report")
     created = str(results.get("created") or datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
@@ -417,3 +425,25 @@ def build_report(results: Mapping[str, Any], path: str | os.PathLike[str]) -> Pa
     with atomic_open(path, "wb") as fh:
         fh.write(page.encode("utf-8"))
     return Path(path)
+
+
+def read_results(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The results a run wrote (``run/results.json``), checked to be a JSON object.
+
+    Raises:
+        FileNotFoundError: no results at ``path``.
+        ValueError: the file is not a JSON object.
+    """
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no results at {path}; run `shopgraph run` first or pass "
+                                "--results")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} should hold a JSON object, got {type(data).__name__}")
+    return data

@@ -393,7 +393,7 @@ def calibration_plot(name: str, title: str, predicted: Sequence[float],
             continue
         c = count[i] if count is not None else None
         sized = c is not None and _finite(c) and c > 0
-        r = 2.5 + 5.5 * math.sqrt(c / biggest) if sized else 3.5
+        r = 2.5 + 5.5 * math.sqrt(c / biggest) if sized and c is not None else 3.5
         tip = f"predicted {p:.3f}, observed {o:.3f}" + (f", {c:,.0f} cases" if sized else "")
         body.append(f'<circle class="bin" cx="{frame.x(p):.1f}" cy="{frame.y(o):.1f}" '
                     f'r="{r:.1f}" fill="{PALETTE[0]}" fill-opacity="0.6">'

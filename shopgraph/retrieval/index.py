@@ -209,7 +209,8 @@ class EmbeddingIndex:
         if isinstance(index, faiss.IndexPreTransform):
             outer, index = index, faiss.downcast_index(index.index)
         if "efSearch" in self.params:
-            params = faiss.SearchParametersHNSW()
+            # faiss's bundled __init__.pyi omits SearchParametersHNSW (present at run time).
+            params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
             params.efSearch = max(self.params["efSearch"], k)
         elif "nprobe" in self.params:
             params = faiss.SearchParametersIVF()

@@ -10,7 +10,6 @@ out of recommendations, in checkpoint positions), ``item_category``, ``categorie
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from shopgraph.artifacts import atomic_path
+from shopgraph.artifacts import read_header, write_npz
 from shopgraph.errors import IndexMismatchError
 from shopgraph.gnn.checkpoint import Checkpoint
 from shopgraph.retrieval.index import EmbeddingIndex
@@ -96,12 +95,11 @@ def save_bundle(path: str | Path, bundle: IndexBundle) -> Path:
                           for name, ix in bundle.indexes.items()}}
     arrays = {f"index/{name}": ix.to_bytes() for name, ix in bundle.indexes.items()}
     cat = bundle.catalogue
-    path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, meta=np.asarray(json.dumps(header)), seen_indptr=bundle.seen.indptr,
-                 seen_indices=bundle.seen.indices, item_category=cat.category,
-                 categories=cat.categories.astype(str), item_price=cat.price, **arrays)
-    return path
+    return write_npz(path, header, {"seen_indptr": bundle.seen.indptr,
+                                    "seen_indices": bundle.seen.indices,
+                                    "item_category": cat.category,
+                                    "categories": cat.categories.astype(str),
+                                    "item_price": cat.price, **arrays})
 
 
 def load_bundle(path: str | Path, ckpt: Checkpoint) -> IndexBundle:
@@ -116,10 +114,7 @@ def load_bundle(path: str | Path, ckpt: Checkpoint) -> IndexBundle:
         raise FileNotFoundError(f"no index at {path}; build one with `shopgraph index build "
                                 f"--model {ckpt.model}`")
     with np.load(path, allow_pickle=False) as z:
-        header = json.loads(str(z["meta"]))
-        if header.get("format") != INDEX_FORMAT:
-            raise IndexMismatchError(f"{path}: index format {header.get('format')} is not "
-                                     f"{INDEX_FORMAT}; rebuild it with `shopgraph index build`")
+        header = read_header(z, path, INDEX_FORMAT, "shopgraph index build")
         if header["checkpoint_fingerprint"] != ckpt.fingerprint:
             raise IndexMismatchError(
                 f"{path} was built from another checkpoint of {header['model']} than the one "

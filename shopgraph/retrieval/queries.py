@@ -109,7 +109,9 @@ class Retriever:
         self._users, self._items = pd.Index(self.user_ids), pd.Index(self.item_ids)
         self._buyers: sp.csc_matrix | None = None
         # Users (items) whose embedding is all zeros: nothing was learnt about them.
-        self._cold = {"user": ~ckpt.user_emb.any(axis=1), "item": ~ckpt.item_emb.any(axis=1)}
+        # (np.asarray returns the array itself; numpy's stubs allow a scalar from any(axis=1).)
+        self._cold: dict[str, np.ndarray] = {"user": np.asarray(~ckpt.user_emb.any(axis=1)),
+                                             "item": np.asarray(~ckpt.item_emb.any(axis=1))}
         self.popularity = np.asarray(bundle.seen.sum(axis=0)).ravel().astype(np.float32)
 
     @classmethod
@@ -146,7 +148,8 @@ class Retriever:
             raise ValueError(f"kind must be 'user' or 'item', got {kind!r}")
         pos, _ = self.positions(kind, [id_])
         table = self.ckpt.user_emb if kind == "user" else self.ckpt.item_emb
-        return table[pos[0]].copy()
+        row: np.ndarray = table[pos[0]].copy()
+        return row
 
     # -- filters ---------------------------------------------------------------------------
 
@@ -190,7 +193,7 @@ class Retriever:
     def _category_codes(self, category: str | Sequence[str]) -> np.ndarray:
         names = [category] if isinstance(category, str) else list(category)
         known = pd.Index(self.bundle.catalogue.categories)
-        codes = known.get_indexer(names)
+        codes: np.ndarray = known.get_indexer(names)
         if (codes < 0).any():
             bad = [n for n, c in zip(names, codes) if c < 0]
             sample = ", ".join(known[:8]) + (" ..." if len(known) > 8 else "")
@@ -201,9 +204,12 @@ class Retriever:
     # -- recommendations -------------------------------------------------------------------
 
     def recommend(self, user_id: str, k: int = 10, *, exclude_seen: bool = True,
-                  **filters: Any) -> list[Match]:
+                  category: str | Sequence[str] | None = None, price_min: float | None = None,
+                  price_max: float | None = None, items: Iterable[str] | None = None
+                  ) -> list[Match]:
         """Top-``k`` items for one user; see :meth:`recommend_batch` for the arguments."""
-        return self.recommend_batch([user_id], k, exclude_seen=exclude_seen, **filters)[0]
+        return self.recommend_batch([user_id], k, exclude_seen=exclude_seen, category=category,
+                                    price_min=price_min, price_max=price_max, items=items)[0]
 
     def recommend_batch(self, user_ids: Iterable[str] | None = None, k: int = 10, *,
                         exclude_seen: bool = True, category: str | Sequence[str] | None = None,
@@ -296,6 +302,7 @@ class Retriever:
         if category is not None:
             pos = self.item_filter(category=category)
             items = self.item_ids[pos]
+        assert items is not None  # exactly one of items and category was given (checked above)
         return self.audience_batch({"audience": list(items)}, n,
                                    exclude_buyers=exclude_buyers)[0]
 

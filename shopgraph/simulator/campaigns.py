@@ -100,7 +100,8 @@ def baseline(w: World, camp: Campaign, lse: np.ndarray, seed: int, stage: int
 
 def eligible(w: World, death: np.ndarray, day: int) -> np.ndarray:
     """Users a campaign starting on ``day`` may contact: joined before, active, consenting."""
-    return (w.join_day < day) & (death > day) & w.consent
+    ok: np.ndarray = (w.join_day < day) & (death > day) & w.consent
+    return ok
 
 
 @dataclass

@@ -250,7 +250,7 @@ def _campaign_edges(camps: Campaigns, uid: np.ndarray) -> dict[str, pd.DataFrame
 
 def _truth(w: World, lives: Lives, stream: Stream, camps: Campaigns, uid: np.ndarray,
            iid: np.ndarray, cid: np.ndarray, p: SimParams, origin: int, cutoff: int, end: int,
-           bought_later: np.ndarray) -> dict[str, np.ndarray]:
+           bought_later: np.ndarray) -> dict[str, np.ndarray | np.generic]:
     days = (cutoff - origin) // DAY
     horizon = (end - cutoff) // DAY
     death = lives.death_day

@@ -35,7 +35,8 @@ VIEW, CART, BUY = 0, 1, 2
 
 def hazard(e: np.ndarray, p: SimParams) -> np.ndarray:
     """Daily churn probability at engagement ``e``."""
-    return expit(p.hazard_bias - p.hazard_slope * np.log(np.maximum(e, 1e-12)))
+    h: np.ndarray = expit(p.hazard_bias - p.hazard_slope * np.log(np.maximum(e, 1e-12)))
+    return h
 
 
 @dataclass
@@ -83,7 +84,8 @@ def sample_rows(weights: np.ndarray, who: np.ndarray, rng: np.random.Generator) 
     cdf += np.arange(len(rows))[:, None]
     width = weights.shape[1]
     found = np.searchsorted(cdf.ravel(), pos + rng.random(len(who)), side="right")
-    return np.minimum(found - pos * width, width - 1)
+    col: np.ndarray = np.minimum(found - pos * width, width - 1)
+    return col
 
 
 def utilities(w: World, rows: np.ndarray, item_f: np.ndarray
@@ -165,10 +167,10 @@ def draw_stream(w: World, lives: Lives, season: np.ndarray, scale: float, days: 
         cart_ts = view_ts + 1 + rng.exponential(300, len(who)).astype(np.int64)
         buy_ts = cart_ts + 1 + rng.exponential(900, len(who)).astype(np.int64)
         user = rows[who]
-        for kind, keep, ts in ((VIEW, slice(None), view_ts), (CART, cart, cart_ts),
+        for code, keep, ts in ((VIEW, slice(None), view_ts), (CART, cart, cart_ts),
                                (BUY, buy, buy_ts)):
             parts.append((user[keep], item[keep], ts[keep],
-                          np.full(len(user[keep]), kind, dtype=np.int8)))
+                          np.full(len(user[keep]), code, dtype=np.int8)))
         # P(no purchase in [days, span)): each active day first buys with prob 1 - e^-mu,
         # then churns with the hazard; churned users never buy again.
         live = np.flatnonzero(death[:, 0] > days)

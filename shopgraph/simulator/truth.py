@@ -47,7 +47,7 @@ def true_scores(truth: dict[str, Any], users: Sequence[int] | np.ndarray | None 
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     u = truth["user_factors"] if users is None else truth["user_factors"][np.asarray(users)]
-    s = u @ truth["item_factors"].T
+    s: np.ndarray = u @ truth["item_factors"].T
     if kind == "purchase":
         p = truth["params"]
         m = s - truth["item_bias"][None, :]

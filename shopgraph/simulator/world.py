@@ -54,7 +54,8 @@ class World:
     def log_price(self) -> np.ndarray:
         """``log p_i`` centred on the catalogue's mean."""
         lp = np.log(self.price)
-        return lp - lp.mean()
+        centred: np.ndarray = lp - lp.mean()
+        return centred
 
     def user_factors(self, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
         """``[tau u_u, 1, -gamma_u]``: with :meth:`item_factors`, ``s = U @ V.T``."""
@@ -70,7 +71,9 @@ class World:
     def engagement(self, rows: np.ndarray | slice, days: np.ndarray) -> np.ndarray:
         """``e_u(t)`` for the users ``rows`` (rows) and ``days`` (columns)."""
         age = (days[None, :] - self.join_day[rows, None]) / 365.0
-        return self.activity[rows, None] * np.exp(-self.decay[rows, None] * np.maximum(age, 0))
+        e: np.ndarray = self.activity[rows, None] * np.exp(
+            -self.decay[rows, None] * np.maximum(age, 0))
+        return e
 
 
 def seasonality(days: np.ndarray, p: SimParams) -> np.ndarray:

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from shopgraph.artifacts import write_json
-from shopgraph.errors import ShopgraphError
+from shopgraph.errors import InsufficientDataError, ShopgraphError
 from shopgraph.strategies.features import (
     DAY,
     as_seconds,
@@ -63,7 +63,8 @@ FORMAT = "shopgraph-churn-head/1"
 
 def _date(seconds: float) -> str:
     stamp = pd.Timestamp(int(seconds), unit="s")
-    return stamp.date().isoformat() if stamp == stamp.normalize() else stamp.isoformat()
+    text: str = stamp.date().isoformat() if stamp == stamp.normalize() else stamp.isoformat()
+    return text
 
 
 def training_set(purchases: pd.DataFrame, cutoff: Any, horizon_days: float,
@@ -74,21 +75,21 @@ def training_set(purchases: pd.DataFrame, cutoff: Any, horizon_days: float,
 
     Raises:
         ValueError: a non-positive horizon.
-        ShopgraphError: no purchases before the cutoff, less than ``H`` days of history before
-            ``cutoff - H``, or fewer than ``min_class`` churners or stayers.
+        InsufficientDataError: no purchases before the cutoff, less than ``H`` days of history
+            before ``cutoff - H``, or fewer than ``min_class`` churners or stayers.
     """
     cutoff = as_seconds(cutoff)
     if not horizon_days > 0:
         raise ValueError(f"horizon_days must be positive, got {horizon_days}")
     past = before(purchases, cutoff)
     if past.empty:
-        raise ShopgraphError(f"no purchases before the cutoff {_date(cutoff)}; "
+        raise InsufficientDataError(f"no purchases before the cutoff {_date(cutoff)}; "
                              "choose a later cutoff or load the purchase history")
     start = int(past["ts"].min())
     t0 = cutoff - int(round(horizon_days * DAY))
     history = (t0 - start) / DAY
     if history < horizon_days:
-        raise ShopgraphError(
+        raise InsufficientDataError(
             f"the history before the training cutoff {_date(t0)} covers {max(history, 0):g} "
             f"days, shorter than the {horizon_days:g}-day horizon; train with a cutoff on or "
             f"after {_date(start + 2 * horizon_days * DAY)} or a horizon of at most "
@@ -98,7 +99,7 @@ def training_set(purchases: pd.DataFrame, cutoff: Any, horizon_days: float,
     churned = int(y.sum())
     for count, what in ((churned, "churned"), (len(y) - churned, "stayed")):
         if count < min_class:
-            raise ShopgraphError(
+            raise InsufficientDataError(
                 f"only {count} of {len(y)} customers {what} in the training window "
                 f"[{_date(t0)}, {_date(cutoff)}); at least {min_class} must churn and "
                 f"{min_class} stay to train; use more customers or another horizon")
@@ -126,8 +127,10 @@ class Calibrator:
 
     def __call__(self, raw: np.ndarray) -> np.ndarray:
         if self.method == "isotonic":
-            return np.interp(raw, self.params["x"], self.params["y"])
-        return 1.0 / (1.0 + np.exp(-(self.params["a"] * raw + self.params["b"])))
+            piecewise: np.ndarray = np.interp(raw, self.params["x"], self.params["y"])
+            return piecewise
+        sigmoid: np.ndarray = 1.0 / (1.0 + np.exp(-(self.params["a"] * raw + self.params["b"])))
+        return sigmoid
 
 
 class ChurnHead:
@@ -205,6 +208,7 @@ class ChurnHead:
         if self.model == "lightgbm":
             import lightgbm as lgb
 
+            assert self.features is not None  # fit() sets them before fitting any model
             data = lgb.Dataset(x, y, feature_name=self.features, free_raw_data=True)
             self._booster = lgb.train(self.params, data, num_boost_round=self.rounds)
         else:
@@ -246,7 +250,8 @@ class ChurnHead:
     def _raw(self, x: np.ndarray) -> np.ndarray:
         if self.model == "lightgbm":
             return np.asarray(self._booster.predict(x, raw_score=True))
-        return self._contributions(x).sum(axis=1)
+        score: np.ndarray = self._contributions(x).sum(axis=1)
+        return score
 
     def features_at(self, purchases: pd.DataFrame, at: Any,
                     extra: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -264,7 +269,8 @@ class ChurnHead:
         """
         x = self.features_at(purchases, at, extra)
         raw = self._raw(x.to_numpy(dtype=float))
-        prob = self._calibrator(raw)  # type: ignore[misc]
+        assert self._calibrator is not None  # features_at() checked the head is fitted
+        prob = self._calibrator(raw)
         lo, hi = self.bands
         band = np.select([prob < lo, prob < hi], ["low", "medium"], "high")
         return pd.DataFrame({"churn_probability": prob,
@@ -311,11 +317,11 @@ class ChurnHead:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the head as one JSON file (LightGBM's model text inside), atomically."""
         self._check_fitted()
+        assert self._calibrator is not None  # _check_fitted() raised otherwise
         state: dict[str, Any] = {
             "format": FORMAT, "model": self.model, "features": self.features,
             "horizon_days": self.horizon_days, "bands": list(self.bands),
-            "calibration": {"method": self._calibrator.method,  # type: ignore[union-attr]
-                            **self._calibrator.params},  # type: ignore[union-attr]
+            "calibration": {"method": self._calibrator.method, **self._calibrator.params},
             "settings": {"folds": self.folds,
                          "min_class": self.min_class, "rounds": self.rounds, "seed": self.seed,
                          "params": self.params},

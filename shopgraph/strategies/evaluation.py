@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shopgraph.errors import ShopgraphError
+from shopgraph.errors import InsufficientDataError
 
 DAY = 86_400
 
@@ -68,7 +68,7 @@ def evaluate_churn(purchases: pd.DataFrame, horizon_days: float = 90.0) -> dict[
                                 .agg(["size", "mean"]).round(4)
                                 .rename(columns={"size": "users", "mean": "churn_rate"})
                                 .to_dict("index"))
-    except ShopgraphError as exc:
+    except InsufficientDataError as exc:
         return {"skipped": str(exc)}
     out.update({"roc_auc": out["head"]["roc_auc"], "baseline_roc_auc":
                 out["baseline"]["roc_auc"], "brier": out["head"]["brier"],
@@ -105,7 +105,8 @@ def evaluate_response(log: pd.DataFrame, users: pd.DataFrame, campaigns: pd.Data
         return {"skipped": "no logged campaign outcomes"}
 
     def both(part: pd.DataFrame) -> bool:
-        return part[label].gt(0).any() and part[label].eq(0).any()
+        mixed: bool = part[label].gt(0).any() and part[label].eq(0).any()
+        return mixed
 
     starts = campaigns["start_day"].dropna() if "start_day" in campaigns else pd.Series()
     train = test = treated.iloc[:0]
@@ -129,7 +130,7 @@ def evaluate_response(log: pd.DataFrame, users: pd.DataFrame, campaigns: pd.Data
                 return {"skipped": f"the test part has only one {label} outcome"}
             curves = _curves(y, p)
             out[name] = {**curves, "lift": _lift(y, p)}
-    except ShopgraphError as exc:
+    except InsufficientDataError as exc:
         return {"skipped": str(exc)}
     out.update({"roc_auc": out["head"]["roc_auc"], "baseline_roc_auc":
                 out["baseline"]["roc_auc"], "pr_auc": out["head"]["pr_auc"],

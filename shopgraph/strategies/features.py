@@ -45,7 +45,7 @@ def check_purchases(purchases: pd.DataFrame) -> None:
     missing = [c for c in ("user_id", "ts", "value") if c not in purchases]
     if missing:
         raise ValueError(f"purchases lacks the columns {missing}; build it with "
-                         "shopgraph.strategies.data.purchases(source)")
+                         "shopgraph.graphdb.tables.purchases(source)")
 
 
 def before(purchases: pd.DataFrame, cutoff: int) -> pd.DataFrame:
@@ -68,7 +68,7 @@ def rfm_features(purchases: pd.DataFrame, cutoff: Any, extra: pd.DataFrame | Non
     ``purchase_rate`` = active days per day of tenure (tenure floored at 1 day).
 
     Args:
-        purchases: ``user_id, ts, value`` rows (:func:`shopgraph.strategies.data.purchases`).
+        purchases: ``user_id, ts, value`` rows (:func:`shopgraph.graphdb.tables.purchases`).
         cutoff: epoch seconds (or a date); only ``ts < cutoff`` is read.
         extra: optional frame indexed by ``user_id`` (embedding components, graph degree, ...)
             left-joined onto the result; users it lacks get NaN.
@@ -154,3 +154,10 @@ def churn_labels(purchases: pd.DataFrame, cutoff: Any, horizon_days: float) -> p
     back = np.unique(user[(ts >= cutoff) & (ts < end)])
     churned = (~np.isin(at_risk, back)).astype(np.int8)
     return pd.Series(churned, index=pd.Index(at_risk, name="user_id"), name="churned")
+
+
+def show_value(value: object) -> str:
+    """A feature value as a reason shows it: ``missing`` for None or NaN, floats with ``:g``."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "missing"
+    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -34,10 +34,10 @@ and, without presolve, 12 s in its root LP (dual simplex on 64,000 rows) to reac
 
 Bad input: a budget below the cheapest offer's cost raises ``ValueError``. An offer that no user
 can receive (ineligible, no consent, or frequency-capped for everyone) raises
-:class:`~shopgraph.errors.ShopgraphError` instead of silently running a campaign without it —
-drop the offer's column to go on without it. When no allowed (user, offer) pair has a positive
-value the call also raises ``ShopgraphError`` ("nothing worth sending"), never returning an empty
-selection as a success.
+:class:`~shopgraph.errors.InsufficientDataError` instead of silently running a campaign
+without it — drop the offer's column to go on without it. When no allowed (user, offer) pair has
+a positive value the call also raises ``InsufficientDataError`` ("nothing worth sending"), never
+returning an empty selection as a success.
 
 Measured (dev-2c, 1 thread, budget binding): 64,000 users x 2 offers in 0.5-0.7 s, x 4 offers
 with caps in 0.8-2.2 s, gaps at most 8e-5 (Hillstrom predictions and random values; numbers in
@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from shopgraph.errors import ShopgraphError
+from shopgraph.errors import InsufficientDataError, ShopgraphError
 
 
 @dataclass(frozen=True)
@@ -176,8 +176,8 @@ def select_offers(values: Any, costs: Any, budget: float, *, consent: Any,
     Raises:
         ValueError: shapes disagree, NaN values, negative costs or caps, or a budget below the
             cheapest offer's cost.
-        ShopgraphError: an offer no user can receive, nothing worth sending, or no solution in
-            the time limit.
+        InsufficientDataError: an offer no user can receive, or nothing worth sending.
+        ShopgraphError: no solution in the time limit.
     """
     values = np.asarray(values, dtype=float)
     if values.ndim != 2 or values.shape[1] == 0:
@@ -206,16 +206,18 @@ def select_offers(values: Any, costs: Any, budget: float, *, consent: Any,
     ok = _allowed(values, consent, eligible, recent_contacts, max_contacts)
     empty = [names[t] for t in range(k) if not ok[:, t].any()]
     if empty:
-        raise ShopgraphError(f"offer(s) {empty} have no eligible user (eligible, consenting and "
-                             f"under the frequency cap, among {n} users); fix their eligibility "
-                             "rule or drop them from the offers")
+        raise InsufficientDataError(
+            f"offer(s) {empty} have no eligible user (eligible, consenting and under the "
+            f"frequency cap, among {n} users); fix their eligibility rule or drop them from "
+            "the offers")
     ok &= (costs <= budget)[None, :] & (caps >= 1)[None, :]
     best = values[ok].max() if ok.any() else -np.inf
     ok &= values > 0
     if not ok.any():
-        raise ShopgraphError(f"nothing worth sending: no allowed (user, offer) pair has a positive "
-                             f"value (best {best:.4g}); sending nothing is optimal — check the "
-                             "values (uplift x value - cost) or lower the costs")
+        raise InsufficientDataError(
+            f"nothing worth sending: no allowed (user, offer) pair has a positive value (best "
+            f"{best:.4g}); sending nothing is optimal — check the values (uplift x value - "
+            "cost) or lower the costs")
     users, cols = np.nonzero(ok)
     v = values[users, cols]
     a, b = _constraints(users, cols, costs, caps, budget, n, k)
@@ -240,7 +242,8 @@ def _constraints(users: np.ndarray, cols: np.ndarray, costs: np.ndarray, caps: n
     """The rows ``A x <= b`` that can bind: one per user with several candidates, the budget
     when the candidates together cost more, a cap when it is below the offer's candidates."""
     m = len(users)
-    rows, rhs = [], []
+    rows: list[sp.csr_matrix] = []
+    rhs: list[np.ndarray | list[float]] = []
     multi = np.flatnonzero(np.bincount(users, minlength=n) > 1)
     if len(multi):
         row_of = np.full(n, -1)

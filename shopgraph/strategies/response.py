@@ -2,12 +2,12 @@
 clicks), learnt from logged exposures with their outcomes.
 
 Inputs per (user, campaign) pair: the user's properties
-(:func:`~shopgraph.strategies.data.user_features`, less ``email``, ``consent`` and
+(:func:`~shopgraph.graphdb.tables.user_features`, less ``email``, ``consent`` and
 ``zip_code``), the campaign's
-(:func:`~shopgraph.strategies.campaigns.campaign_features`: ``type``, ``channel``, ``duration``,
+(:func:`~shopgraph.graphdb.tables.campaign_features`: ``type``, ``channel``, ``duration``,
 ``offers``, ``items``), and pair columns carried by the log itself when present: the retrieval
 score between the user's embedding and the campaign's items (``retrieval_score``) and the
-history before the campaign's start (:data:`~shopgraph.strategies.campaigns.HISTORY_COLUMNS`).
+history before the campaign's start (:data:`~shopgraph.strategies.history.HISTORY_COLUMNS`).
 
 Two learners behind one flag: ``"lightgbm"`` (gradient-boosted trees, the default) and
 ``"logistic"`` (an L2 logistic regression on standardised numbers with missing flags and one-hot
@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shopgraph.errors import ShopgraphError
-from shopgraph.strategies.campaigns import HISTORY_COLUMNS
+from shopgraph.errors import InsufficientDataError
+from shopgraph.strategies.features import show_value
+from shopgraph.strategies.history import HISTORY_COLUMNS
 
 KINDS = ("lightgbm", "logistic")
 SCORE = "retrieval_score"
@@ -128,7 +129,8 @@ class _Encoding:
             self.mean, scale = x.mean(axis=0), x.std(axis=0)
             self.scale = np.where(scale > 0, scale, 1.0)
         assert self.mean is not None and self.scale is not None
-        return (x - self.mean) / self.scale
+        z: np.ndarray = (x - self.mean) / self.scale
+        return z
 
 
 @dataclass
@@ -166,8 +168,10 @@ class ResponseHead:
         """The probability of a response for each pair (same order as ``pairs``)."""
         raw = self._inputs(pairs, user_features, campaign_features)
         if self.kind == "lightgbm":
-            return self.model.predict_proba(self.encoding.trees(raw))[:, 1]
-        return self.model.predict_proba(self.encoding.linear(raw))[:, 1]
+            proba: np.ndarray = self.model.predict_proba(self.encoding.trees(raw))[:, 1]
+        else:
+            proba = self.model.predict_proba(self.encoding.linear(raw))[:, 1]
+        return proba
 
     def contributions(self, pairs: pd.DataFrame, user_features: pd.DataFrame,
                       campaign_features: pd.DataFrame) -> pd.DataFrame:
@@ -199,15 +203,9 @@ class ResponseHead:
         for k in range(min(top, parts.shape[1])):
             cols = names[order[:, k]]
             out[f"reason_{k + 1}"] = [
-                f"{c}={_show(raw.at[i, c])} ({parts.at[i, c]:+.2f})"
+                f"{c}={show_value(raw.at[i, c])} ({parts.at[i, c]:+.2f})"
                 for i, c in zip(pairs.index, cols)]
         return out
-
-
-def _show(value: Any) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "missing"
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def fit(log: pd.DataFrame, user_features: pd.DataFrame, campaign_features: pd.DataFrame, *,
@@ -228,7 +226,7 @@ def fit(log: pd.DataFrame, user_features: pd.DataFrame, campaign_features: pd.Da
 
     Raises:
         ValueError: an unknown ``kind`` or a missing ``label`` column.
-        ShopgraphError: the log has no rows or only one outcome, so nothing can be learnt.
+        InsufficientDataError: the log has no rows or only one outcome, so nothing can be learnt.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
@@ -238,7 +236,7 @@ def fit(log: pd.DataFrame, user_features: pd.DataFrame, campaign_features: pd.Da
         log = log[log["treated"].astype(bool)]
     y = pd.to_numeric(log[label], errors="coerce").fillna(0).to_numpy() > 0
     if len(y) == 0 or y.all() or not y.any():
-        raise ShopgraphError(f"the log has {len(y)} treated rows and {int(y.sum())} with "
+        raise InsufficientDataError(f"the log has {len(y)} treated rows and {int(y.sum())} with "
                              f"{label}=1; the response head needs both outcomes, so log more "
                              "campaigns with their outcomes or choose another label")
     raw = design_matrix(log, user_features, campaign_features)

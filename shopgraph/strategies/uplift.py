@@ -44,7 +44,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from shopgraph.errors import ShopgraphError
+from shopgraph.errors import InsufficientDataError, ShopgraphError
+from shopgraph.strategies.features import show_value
 
 KINDS = ("lightgbm", "logistic")
 LEARNERS = ("t", "s")
@@ -108,7 +109,8 @@ class _OneHot:
         return np.hstack(blocks) if blocks else np.zeros((len(frame), 0))
 
     def standard(self, frame: pd.DataFrame) -> np.ndarray:
-        return (self.raw(frame, fill=True) - self.mean) / self.scale
+        z: np.ndarray = (self.raw(frame, fill=True) - self.mean) / self.scale
+        return z
 
 
 def _group(parts: np.ndarray, groups: Sequence[str], columns: Sequence[str]) -> pd.DataFrame:
@@ -186,7 +188,7 @@ class UpliftModel:
 
         Raises:
             ValueError: lengths differ, ``y`` has NaN, or there is no control or no treated arm.
-            ShopgraphError: an arm has a single outcome value, so nothing can be learnt.
+            InsufficientDataError: an arm has a single outcome value, so nothing can be learnt.
         """
         arm = np.asarray(arm, dtype=object)
         y = np.asarray(y)
@@ -206,8 +208,8 @@ class UpliftModel:
             if np.ptp(ya) == 0:
                 what = (f"{int(ya.sum())} positive outcomes out of {len(ya)} rows" if self.binary
                         else f"the same outcome ({ya[0]:g}) in all {len(ya)} rows")
-                raise ShopgraphError(f"arm {a!r} has {what}; uplift cannot be learnt — use a "
-                                     "more frequent outcome or more data")
+                raise InsufficientDataError(f"arm {a!r} has {what}; uplift cannot be learnt — "
+                                            "use a more frequent outcome or more data")
         self.control = control
         self.treatments = [a for a in names if a != control]
         frame = features.drop(columns=[c for c in EXCLUDED if c in features])
@@ -225,7 +227,9 @@ class UpliftModel:
     def _proba(self, x: np.ndarray, a: str) -> np.ndarray:
         model = self.models[a if self.learner == "t" else "s"]
         inputs = x if self.learner == "t" else self._s_inputs(x, a)
-        return model.predict_proba(inputs)[:, 1] if self.binary else model.predict(inputs)
+        out: np.ndarray = (model.predict_proba(inputs)[:, 1] if self.binary
+                           else model.predict(inputs))
+        return out
 
     def predict(self, features: pd.DataFrame) -> UpliftPrediction:
         """P(y | t) for every treatment, P(y | control) and the uplift, per row."""
@@ -244,6 +248,7 @@ class UpliftModel:
             model, inputs = self.models[a], x
         else:
             model, inputs = self.models["s"], self._s_inputs(x, a)
+        raw: np.ndarray
         if self.kind == "lightgbm":
             raw = model.predict(inputs, pred_contrib=True)
         else:
@@ -304,38 +309,33 @@ class UpliftModel:
         key = -arr if by == "up" else -np.abs(arr)
         order = np.argsort(key, axis=1, kind="stable")[:, :top]
         names = list(parts.columns)
-        return [[f"{names[j]}={_show(values[i, j])} ({arr[i, j]:+.2f})" for j in order[i]]
+        return [[f"{names[j]}={show_value(values[i, j])} ({arr[i, j]:+.2f})" for j in order[i]]
                 for i in range(len(arr))]
 
 
-def _show(value: Any) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "missing"
-    return f"{value:g}" if isinstance(value, float) else str(value)
+def campaign_frame(log: pd.DataFrame, users: pd.DataFrame
+                   ) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """One campaign's log, its users' features row-aligned with it, and its control arm.
 
-
-def campaign_frame(source: Any, campaign_id: str | None = None,
-                   users: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """A campaign's log, its users' features row-aligned with it, and its control arm
-    (``users``: the user features, when the caller has already read them).
+    Args:
+        log: the campaign's log (:func:`~shopgraph.graphdb.tables.campaign_log`).
+        users: the user features (:func:`~shopgraph.graphdb.tables.user_features`).
 
     Raises:
-        ValueError: several campaigns and no ``campaign_id``.
-        ShopgraphError: the campaign has no log, no control group or several control arms.
+        ValueError: the log holds several campaigns.
+        InsufficientDataError: the log is empty, or has no control group or several control
+            arms.
     """
-    from shopgraph.strategies.data import campaign_ids, campaign_log, user_features
-
-    if campaign_id is None and len(campaign_ids(source)) > 1:
-        raise ValueError(f"the source holds campaigns {campaign_ids(source)}; pass campaign_id")
-    log = campaign_log(source, campaign_id)
+    campaigns = sorted(set(log["campaign_id"]))
+    if len(campaigns) > 1:
+        raise ValueError(f"the log holds campaigns {campaigns}; pass one campaign's log")
     if log.empty:
-        raise ShopgraphError(f"campaign {campaign_id!r} has no logged users; check the id")
-    controls = sorted(set(log.loc[~log["treated"], "arm"]))
+        raise InsufficientDataError("the campaign has no logged users; check the id")
+    controls = sorted(set(log.loc[~log["treated"].astype(bool), "arm"]))
     if len(controls) != 1:
-        raise ShopgraphError(f"uplift needs exactly one control arm (users held out); campaign "
-                             f"{campaign_id!r} has {controls}")
-    feats = (user_features(source) if users is None else users).reindex(
-        log["user_id"].to_numpy())
+        raise InsufficientDataError(f"uplift needs exactly one control arm (users held out); "
+                                    f"campaign {campaigns[0]!r} has {controls}")
+    feats = users.reindex(log["user_id"].to_numpy())
     return log.reset_index(drop=True), feats.reset_index(drop=True), controls[0]
 
 

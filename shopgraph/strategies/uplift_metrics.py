@@ -104,7 +104,8 @@ def qini_auc_score(y_true: Any, uplift: Any, treatment: Any) -> float:
     if perfect <= 0:
         raise ValueError("the perfect Qini curve has no area above the random line (no treated "
                          "responders?); the Qini coefficient is undefined for this sample")
-    return (_area(*qini_curve(y, u, t)) - random) / perfect
+    coefficient: float = (_area(*qini_curve(y, u, t)) - random) / perfect
+    return coefficient
 
 
 def uplift_at_k(y_true: Any, uplift: Any, treatment: Any, k: float = 0.3,
@@ -189,7 +190,8 @@ def _weights(arm: Any, policy: Any, arms: Sequence[Any] | None,
         if not np.allclose(policy.sum(axis=1), 1.0) or (policy < 0).any():
             raise ValueError("each row of a policy's probabilities must be >= 0 and sum to 1")
         prob = policy[np.arange(len(col)), col].astype(float)
-    return prob / p[col]
+    weight: np.ndarray = prob / p[col]
+    return weight
 
 
 def policy_value(y: Any, arm: Any, policy: Any, *, arms: Sequence[Any] | None = None,

@@ -171,11 +171,11 @@ def test_approximate_index_agrees_with_exact_and_a_new_checkpoint_is_refused(
         shop_ws: Workspace) -> None:
     exact = shop_ws.recommend_batch(k=5)
     info = shop_ws.build_index("spectral", kind="hnsw")
-    assert info["indexes"]["items"]["factory"] == "HNSW32"
-    assert info["indexes"]["items"]["recall@20"] >= 0.98
+    assert info.indexes["items"]["factory"] == "HNSW32"
+    assert info.indexes["items"]["recall@20"] >= 0.98
     approx = shop_ws.recommend_batch(k=5)
     assert (approx.positions == exact.positions).mean() > 0.95
-    leftovers = list(shop_ws.indexes_dir.glob(".*tmp"))
+    leftovers = list(shop_ws.layout.indexes.glob(".*tmp"))
     assert leftovers == []
     shop_ws.train("spectral", progress=False, k=8)  # a new checkpoint, the old index
     fresh = Workspace(shop_ws.path)

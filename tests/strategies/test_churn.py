@@ -191,7 +191,7 @@ def test_cdnow_slice_head_beats_a_trivial_score(shared_data: Path) -> None:
     from sklearn.metrics import roc_auc_score
 
     from shopgraph.graphdb.formats import load
-    from shopgraph.strategies.data import purchases
+    from shopgraph.graphdb.tables import purchases
 
     p = purchases(load("cdnow", shared_data / "cdnow" / "CDNOW_master.txt"))
     p = p[p["user_id"] <= "06000"]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from shopgraph.errors import ShopgraphError
-from shopgraph.strategies import campaigns as C
+from shopgraph.strategies import history as C
 from shopgraph.strategies import response as R
 
 
@@ -97,12 +97,13 @@ def test_time_split_keeps_campaigns_spanning_the_cut_off_out() -> None:
 
 @pytest.mark.shared_data
 def test_dunnhumby_redemption_auc_on_later_campaigns(shared_data: Path) -> None:
+    from shopgraph.graphdb import tables
     from shopgraph.graphdb.formats import load
-    from shopgraph.strategies import data
 
     src = load("dunnhumby", shared_data / "dunnhumby_complete_journey")
-    log, uf, cf = data.campaign_log(src), data.user_features(src), C.campaign_features(src)
-    log = log.join(C.history_features(log, log, cf, C.redemptions(src)))
+    log, uf = tables.campaign_log(src), tables.user_features(src)
+    cf = tables.campaign_features(src)
+    log = log.join(C.history_features(log, log, cf, tables.redemptions(src)))
     train, test = R.time_split(log, cf, 587)
     assert (len(train), len(test)) == (4259, 2318)
     # bench/dunnhumby.py, 2026-11-23: LightGBM 0.7895, logistic 0.7943; margin 0.03

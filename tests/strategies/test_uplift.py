@@ -170,11 +170,12 @@ def test_model_errors() -> None:
 def test_hillstrom_uplift_and_policy_beat_random(shared_data: Path) -> None:
     from sklearn.model_selection import train_test_split
 
+    from shopgraph.graphdb import tables
     from shopgraph.graphdb.formats import load
     from shopgraph.strategies.offers import select_offers
 
-    log, x, control = campaign_frame(load("hillstrom", shared_data / "hillstrom" /
-                                          "hillstrom.csv"))
+    src = load("hillstrom", shared_data / "hillstrom" / "hillstrom.csv")
+    log, x, control = campaign_frame(tables.campaign_log(src), tables.user_features(src))
     assert control == "No E-Mail" and len(log) == 64_000
     strata = (log["arm"] + log["visited"].astype(str) + log["converted"].astype(str))
     train, test = train_test_split(np.arange(len(log)), test_size=0.3, random_state=0,
@@ -205,10 +206,11 @@ def test_hillstrom_uplift_and_policy_beat_random(shared_data: Path) -> None:
 
 
 def test_cross_val_qini_reports_each_treatment(shared_data: Path) -> None:
+    from shopgraph.graphdb import tables
     from shopgraph.graphdb.formats import load
 
-    log, x, control = campaign_frame(load("hillstrom", shared_data / "hillstrom" /
-                                          "hillstrom.csv"))
+    src = load("hillstrom", shared_data / "hillstrom" / "hillstrom.csv")
+    log, x, control = campaign_frame(tables.campaign_log(src), tables.user_features(src))
     rows = np.random.default_rng(0).choice(len(log), 12_000, replace=False)
     scores = cross_val_qini(lambda: UpliftModel("logistic"), x.iloc[rows],
                             log["arm"].iloc[rows], log["visited"].iloc[rows], control=control,

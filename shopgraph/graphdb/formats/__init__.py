@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from shopgraph.graphdb.frames import SourceData
+if TYPE_CHECKING:
+    from shopgraph.graphdb.frames import SourceData
 
 #: format name -> (module, function, what the path points at)
 FORMATS: dict[str, tuple[str, str, str]] = {
@@ -23,5 +26,6 @@ def load(fmt: str, path: str | Path, *, strict: bool = True) -> SourceData:
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     module, func, _ = FORMATS[fmt]
-    loader = getattr(importlib.import_module(f"shopgraph.graphdb.formats.{module}"), func)
+    loader: Callable[..., SourceData] = getattr(
+        importlib.import_module(f"shopgraph.graphdb.formats.{module}"), func)
     return loader(path, strict=strict)

@@ -54,7 +54,7 @@ def require_file(path: str | Path) -> Path:
     return p
 
 
-def require_columns(df: pd.DataFrame, columns: list[str] | tuple[str, ...], file: str) -> None:
+def require_columns(df: pd.DataFrame, columns: Sequence[str], file: str) -> None:
     """Raise :class:`IngestError` naming the first missing column."""
     for col in columns:
         if col not in df.columns:

@@ -30,6 +30,7 @@ import hashlib
 import re
 import tomllib
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,9 +94,10 @@ def mapping_from_dict(d: dict[str, Any], base_dir: str | Path,
     """
     def need(ok: object, where: str, msg: str) -> None:
         if not ok:
-            raise IngestError(f"bad mapping: {msg}", file=source and str(source), field=where)
+            raise IngestError(f"bad mapping: {msg}", file=None if source is None else str(source),
+                              field=where)
 
-    def keys_ok(tab: dict[str, Any], allowed: Any, where: str) -> None:
+    def keys_ok(tab: dict[str, Any], allowed: Sequence[str], where: str) -> None:
         extra = next(iter(sorted(set(tab) - set(allowed))), "")
         need(not extra, where + extra, f"unknown key {extra!r}; allowed: {', '.join(allowed)}")
 
@@ -103,6 +105,7 @@ def mapping_from_dict(d: dict[str, Any], base_dir: str | Path,
         v = tab.get(key)
         need(isinstance(v, str) and v, f"{where}.{key}", f"{key} must be a non-empty string, "
              f"got {v!r}" if key in tab else f"{where} needs the key {key!r}")
+        assert isinstance(v, str)  # need() raised otherwise
         return v
 
     keys_ok(d, ("name", "create_missing", "nodes", "edges"), "")
@@ -185,13 +188,15 @@ def load_tabular(mapping: str | Path | dict[str, Any] | Mapping, *, strict: bool
             require_columns(header, list(t.columns.values()), str(t.file))
     folder = (src.parent if (src := mapping.source) else Path(base_dir or ".")).resolve()
     data = SourceData(name or mapping.name or folder.name,
-                      [src] * bool(src) + list(dict.fromkeys(t.file for t in mapping.tables)),
+                      ([src] if src else []) + list(dict.fromkeys(t.file for t in mapping.tables)),
                       options={"format": "tabular", "mapping": mapping.normalised})
     for t in mapping.tables:
         sink = RowSink(t.file, strict)
         if (df := _read(t.file, sink, next(iter(t.columns.values())))) is not None:
-            frames, cls = (data.nodes, NodeFrame) if t.kind == "nodes" else (data.edges, EdgeFrame)
-            frames.append(cls(t.type, _frame(t, df, sink), str(t.file)))
+            if t.kind == "nodes":
+                data.nodes.append(NodeFrame(t.type, _frame(t, df, sink), str(t.file)))
+            else:
+                data.edges.append(EdgeFrame(t.type, _frame(t, df, sink), str(t.file)))
         data.problems += sink.problems
     ends = [(lab, ef.data[end]) for ef in data.edges for end, lab in
             (("src", ef.src_label), ("dst", ef.dst_label))] if mapping.create_missing else []
@@ -270,6 +275,7 @@ def _drop_dups(out: pd.DataFrame, key: str, sink: RowSink, col: str, what: str) 
     dup = out[key].duplicated(keep="first")
     first = out.loc[~dup].set_index(key)["_line"] if dup.any() else None
     for i, k in out.loc[dup, key].iloc[: 1 if sink.strict else None].items():
+        assert first is not None  # set whenever there is a duplicate
         sink.bad(int(out.at[i, "_line"]), col, f"duplicate {what} {k!r} (first on line {first[k]})")
     return out.loc[~dup]
 

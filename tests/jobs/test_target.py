@@ -49,23 +49,23 @@ def test_audience_follows_taste_consent_and_a_reproducible_control_group(
         shop: Workspace, tmp_path: Path) -> None:
     out = tmp_path / "c1.csv"
     result = shop.target("c1", 20, control_share=0.25, seed=1, output=out)
-    frame = result["frame"]
-    assert len(frame) == 20 and result["send"] + result["control"] == 20
+    frame = result.frame
+    assert len(frame) == 20 and result.send + result.control == 20
     assert all(int(u[1:]) % 2 == 1 for u in frame["user_id"])  # gamers, for a games campaign
-    assert not set(frame["user_id"]) & set(OPTED_OUT) and result["no_consent"] == 3
+    assert not set(frame["user_id"]) & set(OPTED_OUT) and result.no_consent == 3
     expected = assign_control(frame["user_id"], "c1", 0.25, seed=1)
     assert (frame["arm"] == "control").tolist() == expected.tolist()
     assert set(frame["top_item"]) <= {"i25", "i26"}
     assert frame["because_of"].notna().all()
-    assert any("no churn head" in note for note in result["used"])  # no timestamps here
+    assert any("no churn head" in note for note in result.used)  # no timestamps here
     listed = pd.read_csv(out)
-    assert listed["run_id"].nunique() == 1 and listed["run_id"][0] == result["run_id"]
+    assert listed["run_id"].nunique() == 1 and listed["run_id"][0] == result.run_id
     assert listed["user_id"].tolist() == frame["user_id"].tolist()
     first = out.read_bytes()
     again = shop.target("c1", 20, control_share=0.25, seed=1, output=out)
-    assert again["run_id"] == result["run_id"] and out.read_bytes() == first
+    assert again.run_id == result.run_id and out.read_bytes() == first
     other = shop.target("c1", 20, control_share=0.25, seed=2, output=tmp_path / "s2.csv")
-    assert other["run_id"] != result["run_id"]
+    assert other.run_id != result.run_id
 
 
 def test_pseudonyms_and_email_hashes(shop: Workspace, tmp_path: Path) -> None:
@@ -85,16 +85,16 @@ def test_write_back_records_the_run_once_and_the_campaign_log_reads_it(
         shop: Workspace, tmp_path: Path) -> None:
     result = shop.target("c1", 12, control_share=0.3, seed=3, output=tmp_path / "w.csv",
                          write_back=True)
-    assert result["written_back"] == 12
+    assert result.written_back == 12
     store = shop.store()
     rows = store.query("MATCH (c:Campaign {id: 'c1'})-[r:TARGETED]->(u:User) "
-                       "WHERE r.run_id = $run RETURN count(r) AS n", run=result["run_id"])
-    assert rows[0]["n"] == result["send"]
+                       "WHERE r.run_id = $run RETURN count(r) AS n", run=result.run_id)
+    assert rows[0]["n"] == result.send
     again = shop.target("c1", 12, control_share=0.3, seed=3, output=tmp_path / "w.csv",
                         write_back=True)
-    assert again["written_back"] == 0
+    assert again.written_back == 0
     log = shop.campaign_log("c1", include_runs=True)
-    assert (~log["treated"]).sum() == result["control"]
+    assert (~log["treated"]).sum() == result.control
     assert shop.campaign_log("c1").empty  # a plan is not an experiment's record
 
 
@@ -105,7 +105,7 @@ def test_cli_target_json_and_errors(shop: Workspace, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
     assert summary["audience"] == 8 and Path(summary["path"]).is_file()
-    assert summary["run_id"] == shop.target("c1", 8, output=tmp_path / "x.csv")["run_id"]
+    assert summary["run_id"] == shop.target("c1", 8, output=tmp_path / "x.csv").run_id
     res = runner.invoke(app, ["target", "-w", str(shop.path)])
     assert res.exit_code != 0 and "give --campaign" in res.output
     with pytest.raises(ValueError, match="promotes no items"):
@@ -164,17 +164,17 @@ def test_heads_rerank_a_winback_campaign_and_explain_it(
         plain = ws.target("c1", 20, control_share=0.0, output=tmp_path / "a.csv")
         winback = ws.target("c1", 20, control_share=0.0, winback=True,
                             output=tmp_path / "b.csv")
-        notes = " | ".join(winback["used"])
+        notes = " | ".join(winback.used)
         assert "response head (lightgbm) on 60 past exposures of 1 campaigns" in notes
         assert "churn head" in notes and "no churn head" not in notes
-        frame = winback["frame"]
+        frame = winback.frame
         stopped = {f"u{j}" for j in range(N_USERS) if j % 3 == 0}
         assert frame.set_index("user_id")["churn_risk"].groupby(
             lambda u: u in stopped).mean().pipe(lambda m: m[True] > m[False] + 0.2)
-        assert (len(set(winback["frame"]["user_id"]) & stopped)
-                > len(set(plain["frame"]["user_id"]) & stopped))
+        assert (len(set(winback.frame["user_id"]) & stopped)
+                > len(set(plain.frame["user_id"]) & stopped))
         listed = pd.read_csv(tmp_path / "b.csv")
         assert {"risk_band", "churn_reasons", "response_reasons", "top_item",
                 "because_of"} <= set(listed.columns)
         assert listed["churn_reasons"].str.contains("recency_days|frequency|monetary").any()
-        assert plain["frame"]["response_proba"].notna().all()
+        assert plain.frame["response_proba"].notna().all()

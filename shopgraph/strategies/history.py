@@ -1,11 +1,7 @@
-"""What is known about a campaign, and about a user's campaign history, before it starts.
-
-* :func:`campaign_features` — one row per campaign: ``type``, ``channel``, ``start_day``,
-  ``end_day``, ``duration`` (days), ``offers`` (offers it includes), ``items`` (distinct items
-  its offers apply to);
-* :func:`redemptions` — one row per redemption: ``user_id``, ``campaign_id``, ``day``;
-* :func:`history_features` — for (user, campaign) pairs, the user's campaign history strictly
-  before the campaign's ``start_day``, so a model trained on it never sees the future.
+"""A user's campaign history before a campaign starts: :func:`history_features` describes
+(user, campaign) pairs by what happened strictly before the campaign's ``start_day``, so a
+model trained on it never sees the future. Its inputs are the frames of
+:mod:`shopgraph.graphdb.tables` (campaign log, campaign features, redemptions).
 
 Days are the unit of ``start_day`` / ``end_day``; a relationship's ``ts`` (seconds) is placed on
 the same axis as ``ts // 86400`` (the dunnhumby loader writes ``ts = day * 86400``).
@@ -13,49 +9,12 @@ the same axis as ``ts // 86400`` (the dunnhumby loader writes ``ts = day * 86400
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
-from shopgraph.strategies.data import edge_table, node_table
-
-DAY = 86_400
-CAMPAIGN_PROPS = ("type", "channel", "start_day", "end_day")
 HISTORY_COLUMNS = ("hist_campaigns", "hist_same_type", "hist_active", "hist_redemptions",
                    "hist_redeemed_campaigns", "hist_redeem_rate", "days_since_redemption",
                    "days_since_campaign")
-
-
-def campaign_features(source: Any) -> pd.DataFrame:
-    """One row per campaign, indexed by ``campaign_id`` (see the module docstring).
-
-    Args:
-        source: a :class:`~shopgraph.graphdb.frames.SourceData` or a connected ``GraphStore``.
-    """
-    out = node_table(source, "Campaign", CAMPAIGN_PROPS).rename_axis("campaign_id")
-    for col in ("start_day", "end_day"):
-        out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
-    for col in ("type", "channel"):
-        out[col] = out[col].astype(object).where(out[col].notna(), None)
-    out["duration"] = out["end_day"] - out["start_day"] + 1
-    includes = edge_table(source, "INCLUDES")
-    out["offers"] = includes.groupby("src")["dst"].nunique().reindex(out.index).fillna(0)
-    applies = edge_table(source, "APPLIES_TO")
-    items = includes[["src", "dst"]].merge(applies[["src", "dst"]], left_on="dst",
-                                           right_on="src", suffixes=("", "_item"))
-    out["items"] = items.groupby("src")["dst_item"].nunique().reindex(out.index).fillna(0)
-    return out.sort_index()
-
-
-def redemptions(source: Any) -> pd.DataFrame:
-    """Every ``COMPLETED`` offer as ``user_id, campaign_id, day`` (``day`` NaN without a ts)."""
-    includes = edge_table(source, "INCLUDES")
-    completed = edge_table(source, "COMPLETED")
-    campaign = completed["dst"].map(dict(zip(includes["dst"], includes["src"])))
-    day = pd.to_numeric(completed["ts"], errors="coerce").astype(float) // DAY
-    out = pd.DataFrame({"user_id": completed["src"], "campaign_id": campaign, "day": day})
-    return out.dropna(subset=["campaign_id"]).reset_index(drop=True)
 
 
 def history_features(pairs: pd.DataFrame, log: pd.DataFrame, campaigns: pd.DataFrame,
@@ -70,12 +29,12 @@ def history_features(pairs: pd.DataFrame, log: pd.DataFrame, campaigns: pd.DataF
 
     Args:
         pairs: ``user_id, campaign_id`` to describe (e.g. a campaign log or candidates).
-        log: past campaign participation (:func:`~shopgraph.strategies.data.campaign_log`);
+        log: past campaign participation (:func:`~shopgraph.graphdb.tables.campaign_log`);
             only treated rows count.
-        campaigns: :func:`campaign_features` (needs ``start_day``; ``end_day`` and ``type``
-            are used when present).
-        events: :func:`redemptions`; without it (or for events without a day) a redemption
-            counts as known from the day after its campaign ended.
+        campaigns: :func:`~shopgraph.graphdb.tables.campaign_features` (needs ``start_day``;
+            ``end_day`` and ``type`` are used when present).
+        events: :func:`~shopgraph.graphdb.tables.redemptions`; without it (or for events
+            without a day) a redemption counts as known from the day after its campaign ended.
 
     Returns:
         A frame aligned with ``pairs`` (same index), one column per feature above.
@@ -135,7 +94,8 @@ def history_features(pairs: pd.DataFrame, log: pd.DataFrame, campaigns: pd.DataF
 
 
 def _per_row(values: pd.Series, n: int, fill: float) -> np.ndarray:
-    return values.reindex(np.arange(n)).fillna(fill).to_numpy(dtype=float)
+    filled: np.ndarray = values.reindex(np.arange(n)).fillna(fill).to_numpy(dtype=float)
+    return filled
 
 
 def _known_redemptions(log: pd.DataFrame, events: pd.DataFrame | None, end: pd.Series

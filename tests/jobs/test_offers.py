@@ -36,12 +36,12 @@ def test_offers_from_a_randomised_campaign_under_a_budget(
         out = tmp_path / "plan.csv"
         plan = ws.offers(CAMPAIGN, 600, cost=1.0, value_per_response=40.0, label="visited",
                          kind="logistic", output=out)
-        assert set(plan["offers"]) == OFFERS and 0 < plan["selected"] <= 600
-        assert plan["without_features"] == 5
-        assert plan["budget_used"] == plan["selected"] <= plan["budget"]
-        assert plan["gap"] < 1e-3 and plan["objective"] <= plan["lp_bound"] + 1e-9
+        assert set(plan.offers) == OFFERS and 0 < plan.selected <= 600
+        assert plan.without_features == 5
+        assert plan.budget_used == plan.selected <= plan.budget
+        assert plan.gap < 1e-3 and plan.objective <= plan.lp_bound + 1e-9
         listed = pd.read_csv(out)
-        assert set(listed["offer"]) <= OFFERS and len(listed) == plan["selected"]
+        assert set(listed["offer"]) <= OFFERS and len(listed) == plan.selected
         assert listed["user_id"].str.startswith("h").all()
         assert (listed["expected_value"] > 0).all()
         assert listed["uplift_reasons"].str.count(";").eq(2).all()
@@ -50,10 +50,10 @@ def test_offers_from_a_randomised_campaign_under_a_budget(
         capped = ws.offers(CAMPAIGN, 600, cost=1.0, value_per_response=40.0, label="visited",
                            kind="logistic", caps={"Mens E-Mail": 50},
                            output=tmp_path / "capped.csv")
-        assert capped["counts"].get("Mens E-Mail", 0) <= 50
+        assert capped.counts.get("Mens E-Mail", 0) <= 50
         again = ws.offers(CAMPAIGN, 600, cost=1.0, value_per_response=40.0, label="visited",
                           kind="logistic", output=out)
-        assert again["run_id"] == plan["run_id"]
+        assert again.run_id == plan.run_id
         with pytest.raises(ValueError, match="below the cheapest"):
             ws.offers(CAMPAIGN, 0.5, cost=1.0, value_per_response=40.0, label="visited",
                       kind="logistic")

@@ -13,11 +13,19 @@ report shows each number next to its true value:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
+
+from shopgraph.config import RunConfig
+from shopgraph.errors import InsufficientDataError
+from shopgraph.retrieval.queries import Retriever
+from shopgraph.simulator import load_truth, true_top_k
+from shopgraph.strategies.churn import ChurnHead
 
 SAMPLE_USERS = 5000
 
@@ -27,12 +35,9 @@ def _overlap(found: np.ndarray, truth: np.ndarray) -> float:
                           for f, t in zip(found, truth)]))
 
 
-def training_truth(ws: Any, truth: dict[str, Any], model: str | None, k: int = 20,
+def training_truth(retriever: Retriever, truth: dict[str, Any], k: int = 20,
                    seed: int = 0) -> dict[str, Any]:
     """Model and popularity top-``k`` against the true top-``k`` (purchase propensity)."""
-    from shopgraph.simulator import true_top_k
-
-    retriever = ws.retriever(model)
     t_users = pd.Index(truth["user_ids"].astype(str))
     t_items = pd.Index(truth["item_ids"].astype(str))
     rows = np.flatnonzero(t_users.get_indexer(retriever.user_ids) >= 0)
@@ -43,8 +48,6 @@ def training_truth(ws: Any, truth: dict[str, Any], model: str | None, k: int = 2
     found = retriever.recommend_batch(users, k)
     item_map = t_items.get_indexer(retriever.item_ids)
     seen = retriever.bundle.seen[rows].tocoo()
-    import scipy.sparse as sp
-
     exclude = sp.csr_matrix((np.ones(seen.nnz), (seen.row, item_map[seen.col])),
                             shape=(len(rows), len(t_items)))
     best = true_top_k(truth, k, t_users.get_indexer(users), kind="purchase", exclude=exclude)
@@ -55,18 +58,15 @@ def training_truth(ws: Any, truth: dict[str, Any], model: str | None, k: int = 2
             "popularity": {f"recall@{k}": round(_overlap(pop_items, best), 4)}}
 
 
-def churn_truth(purchases: pd.DataFrame, truth: dict[str, Any],
+def churn_truth(purchases: pd.DataFrame, truth: Mapping[str, Any],
                 horizon_days: float = 90.0) -> dict[str, Any]:
     """The churn head fitted up to the data's end, judged on the simulated future."""
     from sklearn.metrics import brier_score_loss, roc_auc_score
 
-    from shopgraph.errors import ShopgraphError
-    from shopgraph.strategies.churn import ChurnHead
-
     now = int(truth["cutoff_ts"])
     try:
         head = ChurnHead("lightgbm").fit(purchases, now, horizon_days)
-    except ShopgraphError as exc:
+    except InsufficientDataError as exc:
         return {"skipped": str(exc)}
     prob = head.predict(purchases, now)["churn_probability"]
     actual = pd.Series(truth["no_purchase_in_horizon"],
@@ -78,8 +78,8 @@ def churn_truth(purchases: pd.DataFrame, truth: dict[str, Any],
             "churn_rate": round(float(y.mean()), 4), "customers": int(keep.sum())}
 
 
-def plan_truth(plan: dict[str, Any], truth: dict[str, Any],
-               cost: float | dict[str, float]) -> dict[str, Any]:
+def plan_truth(plan: Mapping[str, Any], truth: Mapping[str, Any],
+               cost: float | Mapping[str, float]) -> dict[str, Any]:
     """The true expected net value (spend uplift minus cost) of the chosen offers, and the
     oracle's: every user given the offer of best true net value, without the budget."""
     listed = pd.read_csv(plan["path"], dtype={"user_id": str})
@@ -88,10 +88,10 @@ def plan_truth(plan: dict[str, Any], truth: dict[str, Any],
     arm = np.array([arms.index(o) for o in listed["offer"]])
     spend = truth["p_convert"] * truth["value_if_converted"]
     lift = spend[users, arm] - spend[users, 0]
-    costs = np.array([cost.get(o, 0.0) if isinstance(cost, dict) else cost
+    costs = np.array([cost.get(o, 0.0) if isinstance(cost, Mapping) else cost
                       for o in listed["offer"]])
     net = lift - costs
-    arm_costs = np.array([0.0] + [cost.get(a, 0.0) if isinstance(cost, dict) else cost
+    arm_costs = np.array([0.0] + [cost.get(a, 0.0) if isinstance(cost, Mapping) else cost
                                   for a in arms[1:]])
     best = ((spend - spend[:, [0]]) - arm_costs[None, :])[:, 1:].max(axis=1)
     return {"objective": round(float(net.sum()), 2),
@@ -100,11 +100,17 @@ def plan_truth(plan: dict[str, Any], truth: dict[str, Any],
             "share_with_positive_true_value": round(float((net > 0).mean()), 4)}
 
 
-def score_against_truth(ws: Any, results: dict[str, Any], truth_path: str | Path,
-                        config: dict[str, Any]) -> None:
-    """Add the ``truth`` dicts to ``results`` (see the module docstring)."""
-    from shopgraph.simulator import load_truth
+def score_against_truth(results: dict[str, Any], truth_path: str | Path, config: RunConfig,
+                        retriever: Retriever | None, purchases: pd.DataFrame | None) -> None:
+    """Add the ``truth`` dicts to ``results`` (see the module docstring).
 
+    Args:
+        results: the run's results, changed in place.
+        truth_path: the simulator's ``truth.npz``.
+        config: the run's configuration (heads horizon, offer costs).
+        retriever: the run model's retriever, for the ranking truth (None: not scored).
+        purchases: the graph's purchases, for the churn truth (None: not scored).
+    """
     truth = load_truth(truth_path)
     results["truth"] = {
         "file": str(truth_path),
@@ -114,11 +120,9 @@ def score_against_truth(ws: Any, results: dict[str, Any], truth_path: str | Path
         "no_purchase_in_next_horizon": int(truth["no_purchase_in_horizon"].sum()),
         "user_types": {str(name): int((truth["user_type"] == i).sum())
                        for i, name in enumerate(truth["type_names"])}}
-    if "training" in results:
-        results["training"]["truth"] = training_truth(ws, truth, config.get("model"))
-    if "churn" in results:
-        horizon = config.get("heads", {}).get("horizon_days", 90.0)
-        results["churn"]["truth"] = churn_truth(ws.purchases(), truth, horizon)
-    if "plan" in results and "path" in results["plan"]:
-        results["plan"]["truth"] = plan_truth(results["plan"], truth,
-                                              config["offers"].get("cost", 0.0))
+    if "training" in results and retriever is not None:
+        results["training"]["truth"] = training_truth(retriever, truth)
+    if "churn" in results and purchases is not None:
+        results["churn"]["truth"] = churn_truth(purchases, truth, config.heads.horizon_days)
+    if "plan" in results and "path" in results["plan"] and config.offers is not None:
+        results["plan"]["truth"] = plan_truth(results["plan"], truth, config.offers.cost)

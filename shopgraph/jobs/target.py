@@ -1,24 +1,36 @@
-"""A campaign's audience from the layers below: retrieval candidates, optional response and churn
-scores, the ranked audience with its control group, and why each user is in it.
+"""``shopgraph target``: a campaign's audience from the layers below: retrieval candidates,
+optional response and churn scores, the ranked audience with its control group, why each user
+is in it, the exported list and (optionally) the write-back.
 
 The candidate pool is the ``pool`` users whose embeddings score highest against the campaign's
 promoted items (:meth:`~shopgraph.retrieval.queries.Retriever.audience_batch`); the heads' scores
 are joined onto it by user id, and :func:`~shopgraph.strategies.audience.rank_audience` blends
-them. Retrieval reasons name, per user, the promoted item the user's embedding scores highest
-and the item from the user's own history closest (cosine) to the promoted items.
+them. Retrieval reasons (:func:`~shopgraph.retrieval.explain.retrieval_reasons`) name, per user,
+the promoted item the user's embedding scores highest and the item from the user's own history
+closest to the promoted items.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
-from shopgraph.errors import ShopgraphError
+from shopgraph.config import TargetConfig
+from shopgraph.errors import InsufficientDataError
+from shopgraph.graphdb import tables
+from shopgraph.jobs.results import TargetResult
+from shopgraph.jobs.writeback import write_back
+from shopgraph.layout import WorkspaceLayout
+from shopgraph.retrieval.explain import retrieval_reasons
+from shopgraph.retrieval.queries import Retriever
+from shopgraph.strategies import exports
 from shopgraph.strategies.audience import rank_audience
+
+if TYPE_CHECKING:
+    from shopgraph.graphdb.store import GraphStore
 
 CHURN_HORIZON_DAYS = 90.0
 TREES_FROM_CUSTOMERS = 1000
@@ -28,12 +40,12 @@ POOL_FACTOR = 5
 """Candidates fetched per audience place, so the heads can re-rank beyond retrieval's top n."""
 
 
-def pool_size(retriever: Any, n: int) -> int:
+def pool_size(retriever: Retriever, n: int) -> int:
     """How many candidates an audience of ``n`` is chosen from."""
     return min(len(retriever.user_ids), n * POOL_FACTOR)
 
 
-def candidates(retriever: Any, campaign_id: str, items: Sequence[str], pool: int,
+def candidates(retriever: Retriever, campaign_id: str, items: Sequence[str], pool: int,
                exclude_buyers: bool = False) -> pd.DataFrame:
     """The ``pool`` best users for the items: ``user_id``, ``retrieval_score``."""
     found = retriever.audience_batch({campaign_id: list(items)}, pool,
@@ -42,29 +54,7 @@ def candidates(retriever: Any, campaign_id: str, items: Sequence[str], pool: int
                          "retrieval_score": found["score"].astype(float)})
 
 
-def retrieval_reasons(retriever: Any, user_ids: Sequence[str], items: Sequence[str]
-                      ) -> pd.DataFrame:
-    """Why retrieval picked each user: ``top_item`` (the promoted item the user scores highest)
-    and ``because_of`` (the user's seen item most similar to the promoted items)."""
-    users, _ = retriever.positions("user", user_ids)
-    promoted, _ = retriever.positions("item", items, skip_unknown=True)
-    item_emb = retriever.ckpt.item_emb
-    scores = retriever.ckpt.user_emb[users] @ item_emb[promoted].T
-    top_item = retriever.item_ids[promoted[np.argmax(scores, axis=1)]]
-    target = item_emb[promoted].mean(axis=0)
-    norms = np.linalg.norm(item_emb, axis=1) * max(np.linalg.norm(target), 1e-12)
-    cosine = (item_emb @ target) / np.where(norms > 0, norms, 1)
-    seen = retriever.bundle.seen[users]
-    because = []
-    for row in range(len(users)):
-        history = seen.indices[seen.indptr[row]:seen.indptr[row + 1]]
-        because.append(retriever.item_ids[history[np.argmax(cosine[history])]]
-                       if len(history) else None)
-    return pd.DataFrame({"user_id": [str(u) for u in user_ids], "top_item": top_item,
-                         "because_of": because})
-
-
-def plan_audience(retriever: Any, campaign_id: str, items: Sequence[str], *, n: int,
+def plan_audience(retriever: Retriever, campaign_id: str, items: Sequence[str], *, n: int,
                   pool: pd.DataFrame | None = None, control_share: float = 0.1, seed: int = 0,
                   weights: Mapping[str, float] | None = None,
                   response_proba: pd.Series | None = None, churn_risk: pd.Series | None = None,
@@ -87,48 +77,49 @@ def plan_audience(retriever: Any, campaign_id: str, items: Sequence[str], *, n: 
         consent: consent per user id (false: never contacted, nor held out).
         exclude_buyers: leave out users who already have one of the items.
         value: worth of one response, for ``expected_value``.
+
+    Raises:
+        InsufficientDataError: no candidate qualifies, or every one opted out.
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     frame = (candidates(retriever, campaign_id, items, pool_size(retriever, n), exclude_buyers)
              if pool is None else pool.copy())
     if frame.empty:
-        raise ShopgraphError(f"no user qualifies for campaign {campaign_id!r} (all excluded); "
-                             "drop --exclude-buyers or widen the items")
+        raise InsufficientDataError(f"no user qualifies for campaign {campaign_id!r} (all "
+                                    "excluded); drop --exclude-buyers or widen the items")
     for name, series in (("response_proba", response_proba), ("churn_risk", churn_risk)):
         if series is not None:
             frame[name] = frame["user_id"].map(series.rename(index=str))
     ranked = rank_audience(frame, campaign_id, n=n, weights=weights,
                            control_share=control_share, seed=seed, consent=consent, value=value)
     if ranked.empty:
-        raise ShopgraphError(f"every candidate of campaign {campaign_id!r} opted out of "
-                             "contact (consent false); nothing to send")
+        raise InsufficientDataError(f"every candidate of campaign {campaign_id!r} opted out of "
+                                    "contact (consent false); nothing to send")
     reasons = retrieval_reasons(retriever, ranked["user_id"].tolist(), items)
     out = ranked.merge(reasons, on="user_id", how="left")
     out.attrs.update(ranked.attrs)
     return out
 
 
-def response_scores(ws: Any, campaign_id: str, user_ids: Sequence[str],
-                    users: pd.DataFrame | None = None) -> tuple[Any, str]:
+def response_scores(store: GraphStore, campaign_id: str, user_ids: Sequence[str],
+                    users: pd.DataFrame) -> tuple[pd.DataFrame | None, str]:
     """``response_proba`` and ``response_reasons`` (top SHAP features) per user for
     ``campaign_id``, from a response head trained on the other campaigns' logged outcomes, and
     a note; ``(None, why)`` when there is no such log. The label is the first of converted,
     redeemed, visited with both outcomes logged."""
     from shopgraph.strategies import response
-    from shopgraph.strategies.campaigns import campaign_features
     from shopgraph.strategies.evaluation import response_label
 
-    log = ws.campaign_log()
+    log = tables.campaign_log(store)
     past = log[(log["campaign_id"] != str(campaign_id)) & log["treated"].astype(bool)]
     label = response_label(past)
     if label is None:
         return None, "no response head: no other campaign has logged outcomes"
-    camps = campaign_features(ws.store())
-    users = ws.user_features() if users is None else users
+    camps = tables.campaign_features(store)
     try:
         head = response.fit(past, users, camps, label=label)
-    except ShopgraphError as exc:
+    except InsufficientDataError as exc:
         return None, f"no response head: {exc}"
     pairs = pd.DataFrame({"user_id": list(user_ids), "campaign_id": str(campaign_id)})
     proba = head.predict_proba(pairs, users, camps)
@@ -140,15 +131,14 @@ def response_scores(ws: Any, campaign_id: str, user_ids: Sequence[str],
                         index=pairs["user_id"].astype(str).to_numpy()), note
 
 
-def churn_scores(ws: Any, user_ids: Sequence[str],
-                 horizon_days: float = CHURN_HORIZON_DAYS) -> tuple[Any, str]:
+def churn_scores(buys: pd.DataFrame, user_ids: Sequence[str],
+                 horizon_days: float = CHURN_HORIZON_DAYS) -> tuple[pd.DataFrame | None, str]:
     """``churn_risk`` (P(no purchase in the next ``horizon_days``)), ``risk_band`` and
-    ``churn_reasons`` per user from a churn head trained on the graph's purchases up to the
+    ``churn_reasons`` per user from a churn head trained on the purchases ``buys`` up to the
     last one, and a note; ``(None, why)`` when the purchase history cannot support one. Users
     without a purchase get no score (NaN)."""
     from shopgraph.strategies.churn import ChurnHead
 
-    buys = ws.purchases()
     if buys.empty:
         return None, "no churn head: no timestamped purchases in the graph"
     now = int(buys["ts"].max()) + 1
@@ -156,7 +146,7 @@ def churn_scores(ws: Any, user_ids: Sequence[str],
     kind = "lightgbm" if customers >= TREES_FROM_CUSTOMERS else "logistic"
     try:
         head = ChurnHead(kind).fit(buys, now, horizon_days)
-    except ShopgraphError as exc:
+    except InsufficientDataError as exc:
         return None, f"no churn head: {exc}"
     ids = [str(u) for u in user_ids]
     pred = head.predict(buys, now)
@@ -171,76 +161,67 @@ def churn_scores(ws: Any, user_ids: Sequence[str],
     return out, note
 
 
-def target(ws: Any, campaign: str | None = None, n: int = 1000, *,
-           items: Sequence[str] | None = None, control_share: float = 0.1, seed: int = 0,
-           winback: bool = False, heads: bool = True, exclude_buyers: bool = False,
-           model: str | None = None, output: str | Path | None = None,
-           pseudonymise: bool = False, email_hashes: bool = False,
-           write_back: bool = False) -> dict[str, Any]:
+def target(store: GraphStore, retriever: Retriever, layout: WorkspaceLayout,
+           config: TargetConfig, *, output: str | Path | None = None) -> TargetResult:
     """Plan a campaign's audience and export it; see ``docs/strategies.md``.
 
-    Candidates come from retrieval against the campaign's promoted items (or ``items``);
-    response and churn heads re-rank them where the graph's history supports them; a
-    hash-based control group of ``control_share`` is held out; users without consent are
-    left out. The list is written to ``output`` (default
-    ``exports/targets/<campaign>-<run id>.csv``) and, with ``write_back``, recorded in
-    the graph as ``TARGETED`` / ``HELD_OUT`` relationships tagged with the run id. The
-    same inputs and seed give the same run id and the same list.
+    Candidates come from retrieval against the campaign's promoted items (or
+    ``config.items``); response and churn heads re-rank them where the graph's history supports
+    them; a hash-based control group of ``config.control_share`` is held out; users without
+    consent are left out. The list is written to ``output`` (default: the layout's target list
+    of the campaign and run) and, with ``config.write_back``, recorded in the graph as
+    ``TARGETED`` / ``HELD_OUT`` relationships tagged with the run id. The same inputs and seed
+    give the same run id and the same list.
 
-    Returns:
-        A summary: run id, path, counts, what the ranking used, and the audience frame.
+    Raises:
+        ValueError: neither a campaign nor items, or no promoted item.
+        InsufficientDataError: nobody qualifies (see :func:`plan_audience`).
     """
-    from shopgraph.strategies import exports
-
-    if campaign is None and items is None:
+    c = config
+    if c.campaign is None and c.items is None:
         raise ValueError("give a campaign, items, or both")
-    name = str(campaign) if campaign is not None else "items"
-    promoted = list(items) if items is not None else ws.campaign_items(name)
+    name = str(c.campaign) if c.campaign is not None else "items"
+    promoted = list(c.items) if c.items is not None else tables.campaign_items(store, name)
     if not promoted:
         raise ValueError(f"campaign {name!r} promotes no items (no offer of it applies "
                          "to an item); pass items")
-    retriever = ws.retriever(model)
-    users = ws.user_features()
+    users = tables.user_features(store)
     consent = users["consent"] if "consent" in users else None
     notes: list[str] = []
     response = churn = None
-    pool = candidates(retriever, name, promoted, pool_size(retriever, n), exclude_buyers)
-    if heads:
+    pool = candidates(retriever, name, promoted, pool_size(retriever, c.n), c.exclude_buyers)
+    if c.heads:
         pool_ids = pool["user_id"].tolist()
-        if campaign is not None:
-            response, note = response_scores(ws, name, pool_ids, users)
+        if c.campaign is not None:
+            response, note = response_scores(store, name, pool_ids, users)
             notes.append(note)
-        churn, note = churn_scores(ws, pool_ids)
+        churn, note = churn_scores(tables.purchases(store), pool_ids)
         notes.append(note)
     weights = {"retrieval_score": 1.0, "response_proba": 1.0,
-               "churn_risk": 1.0 if winback else 0.0}
-    audience = plan_audience(retriever, name, promoted, n=n, pool=pool,
-                             control_share=control_share,
-                             seed=seed, weights=weights,
+               "churn_risk": 1.0 if c.winback else 0.0}
+    audience = plan_audience(retriever, name, promoted, n=c.n, pool=pool,
+                             control_share=c.control_share, seed=c.seed, weights=weights,
                              response_proba=None if response is None
                              else response["response_proba"],
                              churn_risk=None if churn is None else churn["churn_risk"],
-                             consent=consent, exclude_buyers=exclude_buyers)
+                             consent=consent, exclude_buyers=c.exclude_buyers)
     for extra, cols in ((response, ["response_reasons"]), (churn, ["risk_band",
                                                                    "churn_reasons"])):
         if extra is not None:
             for col in cols:
                 audience[col] = audience["user_id"].map(extra[col])
-    run = exports.run_id(name, sorted(promoted), n, control_share, winback, heads,
-                         exclude_buyers, retriever.ckpt.fingerprint, audience, seed=seed)
-    path = Path(output) if output is not None else (
-        ws.exports_dir / "targets" / f"{name}-{run[:12]}.csv")
-    key = exports.load_key(ws.path / "pseudonym.key") if pseudonymise else None
-    emails = users["email"] if email_hashes and "email" in users else None
-    if email_hashes and emails is None:
+    run = exports.run_id(name, sorted(promoted), c.n, c.control_share, c.winback, c.heads,
+                         c.exclude_buyers, retriever.ckpt.fingerprint, audience, seed=c.seed)
+    path = Path(output) if output is not None else layout.target_list(name, run)
+    key = exports.load_key(layout.pseudonym_key) if c.pseudonymise else None
+    emails = users["email"] if c.email_hashes and "email" in users else None
+    if c.email_hashes and emails is None:
         raise ValueError("no user has an e-mail address in the graph; ingest the users' "
                          "email property or drop --email-hashes")
     exports.write_list(audience, path, run, key=key, emails=emails)
-    written = None
-    if write_back:
-        written = exports.write_back(ws.store(), audience, run).relationships_written
-    return {"run_id": run, "path": str(path), "campaign": name, "items": len(promoted),
-            "audience": len(audience), "send": audience.attrs.get("send"),
-            "control": audience.attrs.get("control"),
-            "no_consent": audience.attrs.get("no_consent"), "used": notes,
-            "written_back": written, "frame": audience}
+    written = write_back(store, audience, run).relationships_written if c.write_back else None
+    return TargetResult(run_id=run, path=path, campaign=name, items=len(promoted),
+                        audience=len(audience), send=int(audience.attrs.get("send", 0)),
+                        control=int(audience.attrs.get("control", 0)),
+                        no_consent=int(audience.attrs.get("no_consent", 0)), used=notes,
+                        written_back=written, frame=audience)

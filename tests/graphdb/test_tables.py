@@ -7,10 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from shopgraph.graphdb import tables
 from shopgraph.graphdb.formats import load
 from shopgraph.graphdb.ingest import ingest
 from shopgraph.graphdb.store import GraphStore
-from shopgraph.strategies import data
 
 
 def head_of(src: Path, dest: Path, lines: int) -> Path:
@@ -22,28 +22,28 @@ def test_hillstrom_campaign_log_and_features_from_graph_equal_the_file(
         store: GraphStore, shared_data: Path, tmp_path: Path) -> None:
     csv = head_of(shared_data / "hillstrom" / "hillstrom.csv", tmp_path / "h.csv", 2001)
     source = load("hillstrom", csv)
-    from_file = data.campaign_log(source)
+    from_file = tables.campaign_log(source)
     assert len(from_file) == 2000 and set(from_file["arm"]) == {
         "Mens E-Mail", "Womens E-Mail", "No E-Mail"}
     assert from_file["treated"].sum() == (from_file["arm"] != "No E-Mail").sum()
     assert from_file["converted"].sum() <= from_file["visited"].sum()
     assert (from_file.loc[from_file["converted"] == 1, "value"] > 0).all()
     ingest(store, source)
-    from_graph = data.campaign_log(store)
+    from_graph = tables.campaign_log(store)
     pd.testing.assert_frame_equal(from_graph, from_file)
-    feats = data.user_features(store)
+    feats = tables.user_features(store)
     assert len(feats) == 2000 and {"recency", "history", "channel"} <= set(feats.columns)
     pd.testing.assert_frame_equal(feats.sort_index()[["recency", "history"]],
-                                  data.user_features(source).sort_index()[["recency", "history"]])
+                                  tables.user_features(source).sort_index()[["recency", "history"]])
 
 
 def test_cdnow_purchases_from_graph_equal_the_file(store: GraphStore, shared_data: Path,
                                                    tmp_path: Path) -> None:
     txt = head_of(shared_data / "cdnow" / "CDNOW_sample.txt", tmp_path / "c.txt", 500)
     source = load("cdnow", txt)
-    from_file = data.purchases(source)
+    from_file = tables.purchases(source)
     assert len(from_file) == 500 and from_file["ts"].is_monotonic_increasing is False
     ingest(store, source)
-    pd.testing.assert_frame_equal(data.purchases(store), from_file)
+    pd.testing.assert_frame_equal(tables.purchases(store), from_file)
     with pytest.raises(ValueError, match="no properties"):
-        data.user_features(source, ["shoe_size"])
+        tables.user_features(source, ["shoe_size"])

@@ -7,13 +7,17 @@ the product reads the graph, through one code path:
 * :func:`campaign_log` — one row per user in a campaign: ``user_id``, ``campaign_id``, ``arm``,
   ``treated`` (received it, or was exposed), ``visited``, ``converted``, ``value`` (spend),
   ``redeemed`` (completed one of its offers);
-* :func:`user_features` — the ``User`` nodes' properties, indexed by ``user_id``.
+* :func:`user_features` — the ``User`` nodes' properties, indexed by ``user_id``;
+* :func:`campaign_features` — one row per campaign: ``type``, ``channel``, ``start_day``,
+  ``end_day``, ``duration`` (days), ``offers`` (offers it includes), ``items`` (distinct items
+  its offers apply to);
+* :func:`redemptions` — one row per redemption: ``user_id``, ``campaign_id``, ``day``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,10 +25,15 @@ import pandas as pd
 from shopgraph.graphdb import schema
 from shopgraph.graphdb.frames import SourceData
 
+if TYPE_CHECKING:
+    from shopgraph.graphdb.store import GraphStore
+
 EDGE_COLUMNS = ("src", "dst", "ts", "value", "arm", "run_id")
+DAY = 86_400
+CAMPAIGN_PROPS = ("type", "channel", "start_day", "end_day")
 
 
-def edge_table(source: Any, rel: str) -> pd.DataFrame:
+def edge_table(source: SourceData | GraphStore, rel: str) -> pd.DataFrame:
     """All ``rel`` relationships as ``src, dst, ts, value, arm, run_id`` (missing values
     NaN/None; ``run_id`` marks what shopgraph itself wrote back).
 
@@ -55,7 +64,8 @@ def edge_table(source: Any, rel: str) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def purchases(source: Any, rel_types: Sequence[str] = ("PURCHASED",)) -> pd.DataFrame:
+def purchases(source: SourceData | GraphStore, rel_types: Sequence[str] = ("PURCHASED",)
+              ) -> pd.DataFrame:
     """Purchases as ``user_id, ts, value``, sorted by user, time and value; rows without a timestamp
     are dropped (they cannot be placed before or after a cutoff)."""
     parts = [edge_table(source, rel) for rel in rel_types]
@@ -67,7 +77,7 @@ def purchases(source: Any, rel_types: Sequence[str] = ("PURCHASED",)) -> pd.Data
     return out.sort_values(["user_id", "ts", "value"], kind="stable").reset_index(drop=True)
 
 
-def campaign_ids(source: Any) -> list[str]:
+def campaign_ids(source: SourceData | GraphStore) -> list[str]:
     """The ids of every campaign."""
     if isinstance(source, SourceData):
         ids = [str(i) for n in source.nodes if n.label == "Campaign" for i in n.data["id"]]
@@ -76,7 +86,7 @@ def campaign_ids(source: Any) -> list[str]:
     return sorted(set(ids))
 
 
-def campaign_log(source: Any, campaign_id: str | None = None,
+def campaign_log(source: SourceData | GraphStore, campaign_id: str | None = None,
                  include_runs: bool = False) -> pd.DataFrame:
     """Who took part in each campaign (or one), under which arm, and what they did.
 
@@ -126,7 +136,7 @@ def campaign_log(source: Any, campaign_id: str | None = None,
          "redeemed"]]
 
 
-def node_table(source: Any, label: str, props: Sequence[str]) -> pd.DataFrame:
+def node_table(source: SourceData | GraphStore, label: str, props: Sequence[str]) -> pd.DataFrame:
     """The ``props`` of every ``label`` node (allow-listed in the schema), indexed by ``id``."""
     label = schema.label(label)
     unknown = set(props) - set(schema.NODE_PROPERTIES[label])
@@ -145,8 +155,55 @@ def node_table(source: Any, label: str, props: Sequence[str]) -> pd.DataFrame:
     return frame.set_index("id")
 
 
-def user_features(source: Any, props: Sequence[str] | None = None) -> pd.DataFrame:
+def user_features(source: SourceData | GraphStore, props: Sequence[str] | None = None
+                  ) -> pd.DataFrame:
     """The ``User`` nodes' properties (all known ones by default), indexed by ``user_id``."""
     props = list(props or schema.NODE_PROPERTIES["User"])
     frame = node_table(source, "User", props)
     return frame.rename_axis("user_id").dropna(axis=1, how="all")
+
+
+def campaign_features(source: SourceData | GraphStore) -> pd.DataFrame:
+    """One row per campaign, indexed by ``campaign_id`` (see the module docstring).
+
+    Args:
+        source: a loader's :class:`~shopgraph.graphdb.frames.SourceData` or a ``GraphStore``.
+    """
+    out = node_table(source, "Campaign", CAMPAIGN_PROPS).rename_axis("campaign_id")
+    for col in ("start_day", "end_day"):
+        out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
+    for col in ("type", "channel"):
+        out[col] = out[col].astype(object).where(out[col].notna(), None)
+    out["duration"] = out["end_day"] - out["start_day"] + 1
+    includes = edge_table(source, "INCLUDES")
+    out["offers"] = includes.groupby("src")["dst"].nunique().reindex(out.index).fillna(0)
+    applies = edge_table(source, "APPLIES_TO")
+    items = includes[["src", "dst"]].merge(applies[["src", "dst"]], left_on="dst",
+                                           right_on="src", suffixes=("", "_item"))
+    out["items"] = items.groupby("src")["dst_item"].nunique().reindex(out.index).fillna(0)
+    return out.sort_index()
+
+
+def redemptions(source: SourceData | GraphStore) -> pd.DataFrame:
+    """Every ``COMPLETED`` offer as ``user_id, campaign_id, day`` (``day`` NaN without a ts)."""
+    includes = edge_table(source, "INCLUDES")
+    completed = edge_table(source, "COMPLETED")
+    campaign = completed["dst"].map(dict(zip(includes["dst"], includes["src"])))
+    day = pd.to_numeric(completed["ts"], errors="coerce").astype(float) // DAY
+    out = pd.DataFrame({"user_id": completed["src"], "campaign_id": campaign, "day": day})
+    return out.dropna(subset=["campaign_id"]).reset_index(drop=True)
+
+
+def campaign_items(store: GraphStore, campaign_id: str) -> list[str]:
+    """The items a campaign promotes (``Campaign-INCLUDES->Offer-APPLIES_TO->Item``).
+
+    Raises:
+        UnknownIdError: the campaign is not in the graph.
+    """
+    from shopgraph.errors import UnknownIdError
+    from shopgraph.graphdb import cypher
+
+    rows = store.query(cypher.CAMPAIGN_ITEMS, campaign=str(campaign_id))
+    if not rows:
+        raise UnknownIdError(f"campaign {campaign_id!r} is not in the graph")
+    return [i for i in rows[0]["items"] if i is not None]
