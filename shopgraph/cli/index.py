@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from shopgraph.cli.options import (
     DEFAULT_WORKSPACE,
-    DatabaseOpt,
     JsonOpt,
-    UriOpt,
-    UserOpt,
     WorkspaceOpt,
+    open_workspace,
 )
 from shopgraph.cli.output import err, out, print_json, progress_bar
-from shopgraph.workspace import Workspace
+
+if TYPE_CHECKING:
+    from shopgraph.jobs.results import IndexResult
 
 app = typer.Typer(help="Build and inspect the retrieval indexes that answer `recommend`, "
                        "`similar` and `audience`.", no_args_is_help=True,
@@ -24,15 +24,15 @@ app = typer.Typer(help="Build and inspect the retrieval indexes that answer `rec
 Kind = Literal["auto", "exact", "hnsw", "ivf", "ivfpq"]  # shopgraph.retrieval.index.KINDS
 
 
-def print_indexes(summary: dict[str, Any], path: str) -> None:
-    """Print one row per index of a bundle summary, then where the file is."""
+def print_indexes(result: IndexResult) -> None:
+    """Print one row per index, then where the file is."""
     from rich.table import Table
 
-    table = Table(title=f"indexes of {summary['model']}")
+    table = Table(title=f"indexes of {result.model}")
     for name in ("name", "factory", "metric", "n", "d", "params", "recall@20", "build s", "MB"):
         table.add_column(name, justify="left" if name in ("name", "factory", "metric", "params")
                          else "right")
-    for name, ix in summary["indexes"].items():
+    for name, ix in result.indexes.items():
         params = ", ".join(f"{k}={v}" for k, v in ix["params"].items()) or "-"
         recall = ix.get("recall@20")
         seconds = ix.get("build_seconds")
@@ -41,9 +41,9 @@ def print_indexes(summary: dict[str, Any], path: str) -> None:
                       "-" if seconds is None else f"{seconds:.2f}",
                       f"{ix['bytes'] / 1e6:.2f}")
     out.print(table)
-    seen = ", ".join(summary["seen_rel_types"]) or "none"
-    err.print(f"index of {summary['model']}: {path} ({summary['seen_pairs']:,} seen pairs "
-              f"from {seen} left out of recommendations)")
+    seen = ", ".join(result.seen_rel_types) or "none"
+    err.print(f"index of {result.model}: {result.path} ({result.seen_pairs:,} seen pairs "
+              f"from {seen} left out of recommendations)", markup=False)
 
 
 @app.command()
@@ -68,24 +68,18 @@ def build(
         help="HNSW build depth (FAISS default 40): deeper builds are slower and may reach the "
              "target recall with less search effort.")] = None,
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
-    uri: UriOpt = None, user: UserOpt = None, database: DatabaseOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build a model's indexes (items, users, and cosine neighbours of each) from its
     checkpoint and the graph's seen items and catalogue, and save them in the workspace."""
-    with Workspace(workspace, uri=uri, user=user, database=database) as ws:
-        kwargs: dict[str, Any] = {"kind": kind, "factory": factory,
-                                  "target_recall": target_recall, "seen_rel_types": seen_rel,
-                                  "seed": seed, "ef_construction": ef_construction}
-        if as_json:
-            result = ws.build_index(model, **kwargs)
-        else:
-            with progress_bar("build indexes") as update:
-                result = ws.build_index(model, on_progress=update, **kwargs)
+    with open_workspace(workspace) as ws, progress_bar("build indexes", quiet=as_json) as update:
+        result = ws.build_index(model, kind=kind, factory=factory, target_recall=target_recall,
+                                seen_rel_types=seen_rel, seed=seed,
+                                ef_construction=ef_construction, on_progress=update)
     if as_json:
-        print_json(result)
+        print_json(result.to_dict())
     else:
-        print_indexes(result, result["path"])
+        print_indexes(result)
 
 
 @app.command()
@@ -97,15 +91,8 @@ def info(
     as_json: JsonOpt = False,
 ) -> None:
     """Describe a saved index: per index its factory, parameters, tuned recall and size."""
-    from shopgraph.gnn.checkpoint import load_checkpoint
-    from shopgraph.retrieval.persist import load_bundle
-
-    ws = Workspace(workspace)
-    model = model or ws.default_model()
-    path = ws.index_path(model)
-    ckpt = load_checkpoint(ws.checkpoint_path(model), weights=False)
-    summary = load_bundle(path, ckpt).describe()
+    result = open_workspace(workspace).index_info(model)
     if as_json:
-        print_json({"path": str(path), **summary})
+        print_json(result.to_dict())
     else:
-        print_indexes(summary, str(path))
+        print_indexes(result)

@@ -9,15 +9,12 @@ import typer
 
 from shopgraph.cli.options import (
     DEFAULT_WORKSPACE,
-    DatabaseOpt,
     JsonOpt,
-    UriOpt,
-    UserOpt,
     WorkspaceOpt,
+    open_workspace,
 )
-from shopgraph.cli.output import err, out, print_json, print_summary, progress_bar
+from shopgraph.cli.output import err, print_json, print_summary, progress_bar
 from shopgraph.graphdb.formats import FORMATS, load
-from shopgraph.workspace import Workspace
 
 FORMAT_HELP = "Input format: " + "; ".join(f"{k} = {v[2]}" for k, v in FORMATS.items()) + "."
 
@@ -31,7 +28,6 @@ def ingest(
         help="--strict stops at the first bad row and writes nothing; --skip-bad skips bad "
              "rows and reports them.")] = True,
     batch_size: Annotated[int, typer.Option(min=100, help="Rows per transaction.")] = 10_000,
-    uri: UriOpt = None, user: UserOpt = None, database: DatabaseOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Load a file into the graph: validated first, written in batches, safe to re-run.
@@ -41,7 +37,7 @@ def ingest(
     """
     err.print(f"reading {path} as {fmt} ...")
     data = load(fmt, path, strict=strict)
-    with Workspace(workspace, uri=uri, user=user, database=database) as ws, \
+    with open_workspace(workspace) as ws, \
             progress_bar(f"ingest {data.name}") as update:
         summary = ws.ingest(data, batch_size=batch_size, strict=strict, on_progress=update)
     if as_json:
@@ -66,27 +62,24 @@ def export(
     output: Annotated[Path | None, typer.Option(
         "--out", help="Write the arrays here (.npz; default: <workspace>/exports/"
                       "interactions.npz).")] = None,
-    uri: UriOpt = None, user: UserOpt = None, database: DatabaseOpt = None,
 ) -> None:
     """Export user->item interactions to NumPy arrays with stable id maps (for training)."""
-    with Workspace(workspace, uri=uri, user=user, database=database) as ws:
-        arrays = ws.export_interactions(rel, save=output is None)
-        target = output or ws.exports_dir / "interactions.npz"
-        if output is not None:
-            arrays.save(output)
+    with open_workspace(workspace) as ws:
+        arrays = ws.export_interactions(rel, path=output)
+        target = output or ws.layout.interactions
     err.print(f"exported {len(arrays):,} interactions of {len(arrays.user_ids):,} users and "
-              f"{len(arrays.item_ids):,} items ({', '.join(arrays.rel_types)}) to {target}")
+              f"{len(arrays.item_ids):,} items ({', '.join(arrays.rel_types)}) to {target}",
+              markup=False)
 
 
-def summary(workspace: WorkspaceOpt = DEFAULT_WORKSPACE, uri: UriOpt = None,
-            user: UserOpt = None, database: DatabaseOpt = None,
+def summary(workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
             as_json: JsonOpt = False) -> None:
     """Count the nodes and relationships in the graph."""
-    with Workspace(workspace, uri=uri, user=user, database=database) as ws:
+    with open_workspace(workspace) as ws:
         counts = ws.summary()
     if as_json:
         print_json(counts)
     else:
         print_summary(counts)
     if not counts["nodes"]:
-        out.print("the graph is empty; load data with `shopgraph ingest`")
+        err.print("the graph is empty; load data with `shopgraph ingest`")

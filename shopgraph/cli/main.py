@@ -1,19 +1,31 @@
-"""The ``shopgraph`` app: wiring, ``--version``, ``demo`` and the single error boundary."""
+"""The ``shopgraph`` app: wiring, root options, ``demo`` and the single error boundary.
+
+Start-up stays light (``shopgraph --help`` imports neither pandas, torch, FAISS nor the neo4j
+driver): every command imports what it needs inside its body.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from shopgraph import __version__
-from shopgraph.cli import db, index, ingest, query, report, simulate, target, train
+from shopgraph.cli import db, index, ingest, options, query, report, simulate, target, train
 from shopgraph.cli import run as pipeline
-from shopgraph.cli.options import DEFAULT_WORKSPACE, WorkspaceOpt
-from shopgraph.cli.output import err
+from shopgraph.cli.options import (
+    DEFAULT_WORKSPACE,
+    Connection,
+    DatabaseOpt,
+    UriOpt,
+    UserOpt,
+    WorkspaceOpt,
+    open_workspace,
+)
+from shopgraph.cli.output import err, error_line
 from shopgraph.errors import ShopgraphError
+from shopgraph.version import __version__
 
 app = typer.Typer(help="shopgraph: recommendations, offers and ad audiences from a shop's "
                        "interaction graph.", no_args_is_help=True, pretty_exceptions_enable=False,
@@ -34,6 +46,8 @@ app.command("run")(pipeline.run)
 app.command("report")(report.report)
 app.command("simulate")(simulate.simulate)
 
+DEBUG_ENV = "SHOPGRAPH_DEBUG"
+
 
 def _version(value: bool) -> None:
     if value:
@@ -43,8 +57,21 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(version: Annotated[bool, typer.Option(
-        "--version", callback=_version, is_eager=True, help="Print the version.")] = False) -> None:
-    """shopgraph: recommendations, offers and ad audiences from a shop's interaction graph."""
+             "--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+         uri: UriOpt = None, user: UserOpt = None, database: DatabaseOpt = None,
+         debug: Annotated[bool, typer.Option(
+             "--debug", envvar=DEBUG_ENV,
+             help="On an error, show the full traceback (also SHOPGRAPH_DEBUG=1).")] = False,
+         ) -> None:
+    """shopgraph: recommendations, offers and ad audiences from a shop's interaction graph.
+
+    The graph-server options (`--uri`, `--user`, `--database`) go before the command, e.g.
+    `shopgraph --uri bolt://db:7687 train -w myshop`; without them, each workspace runs its
+    own embedded server.
+    """
+    options.connection = Connection(uri, user, database)
+    if debug:
+        os.environ[DEBUG_ENV] = "1"  # read by the error boundary in run(), outside click
 
 
 @app.command()
@@ -59,45 +86,50 @@ def demo(workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     import time
 
     from shopgraph.cli.run import print_outputs, run_pipeline
-    from shopgraph.pipeline import load_config
+    from shopgraph.config import load_run_config
     from shopgraph.simulator import simulate
-    from shopgraph.workspace import Workspace
+    from shopgraph.simulator.files import RUN_CONFIG
 
     started = time.perf_counter()
-    shop = Path(workspace) / "shop"
-    summary = simulate(shop, users=users, items=items, interactions=interactions, seed=seed)
-    err.print(f"simulated {summary['users']:,} users, {summary['items']:,} items, "
-              f"{summary['interactions']:,} interactions into {shop}")
-
-    with Workspace(workspace) as ws:
-        pipeline = run_pipeline(ws, load_config(shop / "run.toml"))
-    results = pipeline.results
+    with open_workspace(workspace) as ws:
+        shop = ws.layout.demo_shop
+        summary = simulate(shop, users=users, items=items, interactions=interactions, seed=seed)
+        err.print(f"simulated {summary['users']:,} users, {summary['items']:,} items, "
+                  f"{summary['interactions']:,} interactions into {shop}", markup=False)
+        outcome = run_pipeline(ws, load_run_config(shop / RUN_CONFIG))
+        report_path = ws.layout.report
+    results = outcome.results
     training, plan = results.get("training", {}), results.get("plan", {})
-    err.print(f"held-out Recall@20 {training.get('metrics', {}).get('recall@20', float('nan')):.4f}"
-              f" (popularity {training.get('popularity', {}).get('recall@20', float('nan')):.4f});"
-              f" churn ROC-AUC {results.get('churn', {}).get('roc_auc', float('nan'))}; offer plan"
+    nan = float("nan")
+    err.print(f"held-out Recall@20 {training.get('metrics', {}).get('recall@20', nan):.4f}"
+              f" (popularity {training.get('popularity', {}).get('recall@20', nan):.4f});"
+              f" churn ROC-AUC {results.get('churn', {}).get('roc_auc', nan)}; offer plan"
               f" {plan.get('counts')}, expected net value {plan.get('objective', 0):,.0f} (true "
-              f"{plan.get('truth', {}).get('objective', float('nan')):,})")
-    print_outputs(pipeline)
-    report = Path(workspace) / "report.html"
-    err.print(f"done in {time.perf_counter() - started:.0f} s; open {report}; the graph "
+              f"{plan.get('truth', {}).get('objective', nan):,})", markup=False)
+    print_outputs(outcome)
+    err.print(f"done in {time.perf_counter() - started:.0f} s; open {report_path}; the graph "
               f"server is still running, stop it with "
-              f"`shopgraph db stop --workspace {workspace}`")
+              f"`shopgraph db stop --workspace {workspace}`", markup=False)
 
 
 def run() -> None:
-    """Entry point with the error boundary: known errors print one line, exit code 1."""
+    """Entry point with the error boundary: a known error prints one line saying what to do
+    (exit 1, or 2 for bad input); with `--debug` or SHOPGRAPH_DEBUG=1 the traceback too."""
     try:
         app()
-    except ShopgraphError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        sys.exit(1)
-    except FileNotFoundError as exc:  # a missing checkpoint or index: the message says what to run
-        err.print(f"[red]error:[/] {exc}")
-        sys.exit(1)
+    except (ShopgraphError, FileNotFoundError) as exc:
+        _fail(exc, 1)
     except ValueError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        sys.exit(2)
+        _fail(exc, 2)
     except KeyboardInterrupt:
         err.print("interrupted; re-run the same command to resume")
         sys.exit(130)
+
+
+def _fail(exc: BaseException, code: int) -> None:
+    if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    error_line(exc)
+    sys.exit(code)

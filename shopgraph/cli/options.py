@@ -1,18 +1,22 @@
-"""Options shared by several commands."""
+"""Options shared by several commands, and the one place a command opens its workspace."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
+
+if TYPE_CHECKING:
+    from shopgraph.workspace import Workspace
 
 WorkspaceOpt = Annotated[Path, typer.Option(
     "--workspace", "-w", envvar="SHOPGRAPH_WORKSPACE",
     help="Workspace folder: config, embedded graph server, artefacts.")]
 UriOpt = Annotated[str | None, typer.Option(
     "--uri", envvar="SHOPGRAPH_URI",
-    help="Bolt URI of a Neo4j 5 server; leave unset to use the embedded server. "
+    help="Bolt URI of a Neo4j 5 server; leave unset to use the workspace's embedded server. "
          "The password is read from SHOPGRAPH_PASSWORD, never from the command line.")]
 UserOpt = Annotated[str | None, typer.Option("--user", envvar="SHOPGRAPH_USER",
                                              help="User name on the graph server.")]
@@ -32,3 +36,24 @@ OutputOpt = Annotated[Path | None, typer.Option(
 ModelOpt = Annotated[str | None, typer.Option(
     help="Model whose embeddings and index to use (default: the one whose index was built "
          "last).")]
+
+
+@dataclass(frozen=True)
+class Connection:
+    """The graph-server options given before the command (``shopgraph --uri ... CMD``)."""
+
+    uri: str | None = None
+    user: str | None = None
+    database: str | None = None
+
+
+connection = Connection()
+"""Set by the app's callback before every command (see :mod:`shopgraph.cli.main`)."""
+
+
+def open_workspace(path: Path) -> Workspace:
+    """The workspace at ``path``, connected as the root options say."""
+    from shopgraph.workspace import Workspace
+
+    return Workspace(path, uri=connection.uri, user=connection.user,
+                     database=connection.database)

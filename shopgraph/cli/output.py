@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -13,8 +13,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-out = Console()
-err = Console(stderr=True)
+out = Console(emoji=False)  # ids like a:b:c are text, never emoji codes
+err = Console(stderr=True, emoji=False)
+
+
+def error_line(exc: BaseException) -> None:
+    """The one line a failed command prints on stderr (the message is text, never markup)."""
+    from rich.markup import escape
+
+    err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
 
 
 def print_json(obj: Any) -> None:
@@ -35,8 +42,12 @@ def print_summary(summary: dict[str, dict[str, int]], title: str = "graph") -> N
 
 
 @contextmanager
-def progress_bar(description: str) -> Iterator[Any]:
-    """A progress bar on stderr; yields a callback ``(done, total)``."""
+def progress_bar(description: str, quiet: bool = False
+                 ) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr; yields a callback ``(done, total)`` (None when ``quiet``)."""
+    if quiet:
+        yield None
+        return
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=err, transient=False) as progress:
         task = progress.add_task(description, total=None)

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from shopgraph.cli.options import (
     DEFAULT_WORKSPACE,
-    DatabaseOpt,
     FormatOpt,
     ModelOpt,
     OutputOpt,
-    UriOpt,
-    UserOpt,
     WorkspaceOpt,
+    open_workspace,
 )
 from shopgraph.cli.output import resolve_format, write_results
-from shopgraph.workspace import Workspace
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from shopgraph.retrieval.queries import Match
 
 KOpt = Annotated[int, typer.Option("-k", "--k", help="Results per query.")]
 SkipUnknownOpt = Annotated[bool, typer.Option(
@@ -54,7 +56,6 @@ def recommend(
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
-    uri: UriOpt = None, user: UserOpt = None, database: DatabaseOpt = None,
 ) -> None:
     """Recommend the top-k items to each given user (or `--all` users), best first.
 
@@ -63,7 +64,7 @@ def recommend(
     if bool(user_ids) == all_users:
         raise typer.BadParameter("give user ids or --all (not both)", param_hint="USER_IDS")
     resolve_format(fmt, output)
-    with Workspace(workspace, uri=uri, user=user, database=database) as ws:
+    with open_workspace(workspace) as ws:
         results = ws.recommend_batch(
             None if all_users else user_ids, k, model=model, exclude_seen=exclude_seen,
             category=category or None, price_min=price_min, price_max=price_max,
@@ -83,7 +84,6 @@ def similar(
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
-    uri: UriOpt = None, user: UserOpt = None, database: DatabaseOpt = None,
 ) -> None:
     """Find the k items most similar (cosine) to each given item, itself left out; with
     `--users`, the users most similar to each given user.
@@ -91,7 +91,7 @@ def similar(
     Output columns: query, rank, item_id (or user_id), score.
     """
     resolve_format(fmt, output)
-    with Workspace(workspace, uri=uri, user=user, database=database) as ws:
+    with open_workspace(workspace) as ws:
         find = ws.similar_users_batch if users else ws.similar_items_batch
         results = find(ids, k, model=model, skip_unknown=skip_unknown)
     write_results(results, fmt, output)
@@ -113,7 +113,6 @@ def audience(
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
-    uri: UriOpt = None, user: UserOpt = None, database: DatabaseOpt = None,
 ) -> None:
     """Find the n users scoring highest against a campaign's items, given items, or a
     category: give exactly one of `--campaign`, `--item`, `--category`.
@@ -127,14 +126,14 @@ def audience(
         raise typer.BadParameter(f"give exactly one of --campaign, --item, --category (got "
                                  f"{', '.join(given) or 'none'})")
     resolve_format(fmt, output)
-    with Workspace(workspace, uri=uri, user=user, database=database) as ws:
+    with open_workspace(workspace) as ws:
         matches = ws.audience(campaign, n, items=item or None, category=category or None,
                               exclude_buyers=exclude_buyers, model=model)
     query = campaign or ",".join(item or category or [])
     write_results(_frame(query, matches, "user"), fmt, output)
 
 
-def _frame(query: str, matches: list[Any], kind: str) -> Any:
+def _frame(query: str, matches: list[Match], kind: str) -> pd.DataFrame:
     """A single query's matches in the long form of ``Results.to_pandas()``."""
     import pandas as pd
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from shopgraph.cli.options import DEFAULT_WORKSPACE, WorkspaceOpt
+from shopgraph.cli.options import DEFAULT_WORKSPACE, WorkspaceOpt, open_workspace
 from shopgraph.cli.output import err, out
 
 
@@ -28,23 +28,11 @@ def report(
     its ground truth on simulated data. The page has no scripts and needs no network; sections
     that were not run are marked "not run". Prints the path written.
     """
-    from shopgraph.report import ReportWarning, build_report
+    from shopgraph.report import ReportWarning
 
-    results = results if results is not None else workspace / "run" / "results.json"
-    output = output if output is not None else workspace / "report.html"
-    if not results.is_file():
-        raise FileNotFoundError(f"no results at {results}; run `shopgraph run --workspace "
-                                f"{workspace}` first or pass --results")
-    try:
-        data = json.loads(results.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{results} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"{results} should hold a JSON object, got {type(data).__name__}")
-    data.setdefault("workspace", str(workspace))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ReportWarning)
-        path = build_report(data, output)
+        path = open_workspace(workspace).report(results, output)
     for w in caught:
-        err.print(f"[yellow]warning:[/] {w.message}")
-    out.print(str(path), highlight=False, soft_wrap=True)
+        err.print(f"[yellow]warning:[/] {escape(str(w.message))}")
+    out.print(str(path), highlight=False, soft_wrap=True, markup=False)

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from shopgraph.cli.options import (
     DEFAULT_WORKSPACE,
-    DatabaseOpt,
     JsonOpt,
-    UriOpt,
-    UserOpt,
     WorkspaceOpt,
+    open_workspace,
 )
 from shopgraph.cli.output import err, print_json
 from shopgraph.pipeline import STEPS
+
+if TYPE_CHECKING:
+    from shopgraph.config import RunConfig
+    from shopgraph.pipeline import RunResult
+    from shopgraph.workspace import Workspace
 
 
 def run(
@@ -29,7 +32,6 @@ def run(
     force: Annotated[bool, typer.Option(
         "--force", help="Run steps even when their inputs did not change.")] = False,
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
-    uri: UriOpt = None, user: UserOpt = None, database: DatabaseOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the main job: ingest, train embeddings, build the index, score the heads, plan the
@@ -38,42 +40,39 @@ def run(
     Each step records the fingerprints of its inputs in `<workspace>/run/state.json` and is
     skipped when they did not change; `--step` re-runs one step alone.
     """
-    from shopgraph.pipeline import load_config
-    from shopgraph.workspace import Workspace
+    from shopgraph.config import load_run_config
 
-    cfg = load_config(config)
-    with Workspace(workspace, uri=uri, user=user, database=database) as ws:
-        pipeline = run_pipeline(ws, cfg, step, force, quiet=as_json)
+    cfg = load_run_config(config)
+    with open_workspace(workspace) as ws:
+        outcome = run_pipeline(ws, cfg, step, force, quiet=as_json)
     if as_json:
-        print_json({"results": str(pipeline.results_path), "outputs": pipeline.outputs(),
-                    "steps": {k: {"seconds": v["seconds"]} for k, v in
-                              pipeline.state.items()}})
+        print_json({"results": str(outcome.results_path), "outputs": outcome.outputs,
+                    "steps": {k: {"seconds": v} for k, v in outcome.seconds.items()}})
         return
-    print_outputs(pipeline)
-    if "target" in pipeline.results:
-        t = pipeline.results["target"]
+    print_outputs(outcome)
+    t = outcome.results.get("target", {})
+    if "send" in t:
         err.print(f"audience of {t['campaign']}: {t['send']:,} to send, {t['control']:,} "
-                  "held out")
+                  "held out", markup=False)
 
 
-def run_pipeline(ws: Any, cfg: dict[str, Any], step: str | None = None, force: bool = False,
-                 quiet: bool = False) -> Any:
+def run_pipeline(ws: Workspace, cfg: RunConfig, step: str | None = None, force: bool = False,
+                 quiet: bool = False) -> RunResult:
     """Run ``cfg``'s pipeline on ``ws``, a line on stderr per step unless ``quiet``."""
-    from shopgraph.pipeline import Pipeline
+    from rich.markup import escape
 
     def show(name: str, status: str, seconds: float) -> None:
         if not quiet:
-            err.print(f"[bold]{name}[/]: {status}" + (f" in {seconds:.1f} s" if seconds else ""))
+            err.print(f"[bold]{name}[/]: {escape(status)}"
+                      + (f" in {seconds:.1f} s" if seconds else ""))
 
-    pipeline = Pipeline(ws, cfg, on_step=show)
-    pipeline.run(step, force)
-    return pipeline
+    return ws.run(cfg, step=step, force=force, on_step=show)
 
 
-def print_outputs(pipeline: Any) -> None:
+def print_outputs(outcome: RunResult) -> None:
     """Where each step's files and the results are."""
     err.print("outputs:")
-    for name, paths in pipeline.outputs().items():
+    for name, paths in outcome.outputs.items():
         for p in paths:
-            err.print(f"  {name}: {p}")
-    err.print(f"  results: {pipeline.results_path}")
+            err.print(f"  {name}: {p}", markup=False)
+    err.print(f"  results: {outcome.results_path}", markup=False)

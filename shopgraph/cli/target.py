@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from shopgraph.cli.options import (
     DEFAULT_WORKSPACE,
-    DatabaseOpt,
     JsonOpt,
     ModelOpt,
-    UriOpt,
-    UserOpt,
     WorkspaceOpt,
+    open_workspace,
 )
 from shopgraph.cli.output import err, out, print_json
-from shopgraph.workspace import Workspace
 
 
 def target(
@@ -54,7 +51,6 @@ def target(
     seed: Annotated[int, typer.Option(help="Seed of the control group.")] = 0,
     model: ModelOpt = None,
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
-    uri: UriOpt = None, user: UserOpt = None, database: DatabaseOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Plan a campaign's audience and export it as a list.
@@ -67,35 +63,34 @@ def target(
     """
     if campaign is None and not item:
         raise typer.BadParameter("give --campaign, --item, or both", param_hint="--campaign")
-    with Workspace(workspace, uri=uri, user=user, database=database) as ws:
+    with open_workspace(workspace) as ws:
         result = ws.target(campaign, n, items=item or None, control_share=control_share,
                            seed=seed, winback=winback, heads=heads,
                            exclude_buyers=exclude_buyers, model=model, output=output,
                            pseudonymise=pseudonymise, email_hashes=email_hashes,
                            write_back=write_back)
-    frame = result.pop("frame")
     if as_json:
-        print_json(result)
+        print_json(result.to_dict())
         return
     from rich.table import Table
 
-    table = Table(title=f"audience of {result['campaign']} (first 10)")
+    table = Table(title=f"audience of {result.campaign} (first 10)")
     for col in ("rank", "user_id", "score", "arm", "top_item", "because_of"):
         table.add_column(col)
-    for row in frame.head(10).itertuples(index=False):
+    for row in result.frame.head(10).itertuples(index=False):
         table.add_row(str(row.rank), str(row.user_id), f"{row.score:.3f}", row.arm,
                       str(row.top_item), str(row.because_of))
     out.print(table)
-    for note in result["used"]:
-        err.print(note)
-    err.print(f"run {result['run_id'][:12]}: {result['send']:,} to send, {result['control']:,} "
-              f"held out as control, {result['no_consent']:,} left out without consent; "
-              f"list: {result['path']}"
-              + (f"; {result['written_back']:,} relationships written to the graph"
-                 if result["written_back"] is not None else ""))
+    for note in result.used:
+        err.print(note, markup=False)
+    err.print(f"run {result.run_id[:12]}: {result.send:,} to send, {result.control:,} "
+              f"held out as control, {result.no_consent:,} left out without consent; "
+              f"list: {result.path}"
+              + (f"; {result.written_back:,} relationships written to the graph"
+                 if result.written_back is not None else ""), markup=False)
 
 
-def _per_offer(values: list[str], option: str) -> Any:
+def _per_offer(values: list[str], option: str) -> float | dict[str, float]:
     """``[NUMBER]`` -> that number for every offer; ``[OFFER=NUMBER, ...]`` -> a dict."""
     from shopgraph.config import parse_settings
     from shopgraph.errors import ConfigError
@@ -143,7 +138,6 @@ def offers(
                                "<workspace>/exports/offers/<campaign>-<run>.csv).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the model and the control group.")] = 0,
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
-    uri: UriOpt = None, user: UserOpt = None, database: DatabaseOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Choose the next offer (or none) for every customer, under a budget.
@@ -155,20 +149,21 @@ def offers(
     treatment/control flag.
     """
     costs = _per_offer(cost, "--cost") if cost else 0.0
-    caps = _per_offer(cap, "--cap") if cap else None
-    if isinstance(caps, float):
-        raise typer.BadParameter("caps take OFFER=N", param_hint="--cap")
-    with Workspace(workspace, uri=uri, user=user, database=database) as ws:
+    given = _per_offer(cap, "--cap") if cap else None
+    if isinstance(given, float) or (given and any(v != int(v) or v < 0 for v in given.values())):
+        raise typer.BadParameter("caps take OFFER=N with N a whole number", param_hint="--cap")
+    caps = {k: int(v) for k, v in given.items()} if given else None
+    with open_workspace(workspace) as ws:
         result = ws.offers(campaign, budget, cost=costs, value_per_response=value_per_response,
                            label=label, caps=caps, control_share=control_share, kind=kind,
                            seed=seed, output=output, pseudonymise=pseudonymise)
-    result.pop("frame")
     if as_json:
-        print_json(result)
+        print_json(result.to_dict())
         return
-    counts = ", ".join(f"{k}: {v:,}" for k, v in result["counts"].items())
-    err.print(f"run {result['run_id'][:12]}: {result['selected']:,} customers get an offer "
-              f"({counts}); {result['control']:,} of them held out as control. Expected "
-              f"incremental value {result['objective']:,.2f}, within {100 * result['gap']:.3f} % "
-              f"of the optimum (LP bound {result['lp_bound']:,.2f}); budget used "
-              f"{result['budget_used']:,.2f} of {result['budget']:,.2f}; list: {result['path']}")
+    counts = ", ".join(f"{k}: {v:,}" for k, v in result.counts.items())
+    err.print(f"run {result.run_id[:12]}: {result.selected:,} customers get an offer "
+              f"({counts}); {result.control:,} of them held out as control. Expected "
+              f"incremental value {result.objective:,.2f}, within {100 * result.gap:.3f} % "
+              f"of the optimum (LP bound {result.lp_bound:,.2f}); budget used "
+              f"{result.budget_used:,.2f} of {result.budget:,.2f}; list: {result.path}",
+              markup=False)

@@ -2,37 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from shopgraph.cli.options import (
     DEFAULT_WORKSPACE,
-    DatabaseOpt,
     JsonOpt,
-    UriOpt,
-    UserOpt,
     WorkspaceOpt,
+    open_workspace,
 )
 from shopgraph.cli.output import err, out, print_json
 from shopgraph.config import parse_settings
 from shopgraph.errors import ConfigError
 from shopgraph.gnn.registry import MODELS
-from shopgraph.workspace import Workspace
+
+if TYPE_CHECKING:
+    from shopgraph.jobs.results import EvaluationResult, TrainResult
 
 MODEL_HELP = "Model: " + "; ".join(f"{k} = {v[2]}" for k, v in MODELS.items()) + "."
 
 
-def _print_metrics(result: dict[str, Any]) -> None:
+def _print_metrics(result: TrainResult | EvaluationResult) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{result['model']} vs popularity (held-out split)")
+    table = Table(title=f"{result.model} vs popularity (held-out split)")
     table.add_column("metric")
-    table.add_column(result["model"], justify="right")
+    table.add_column(result.model, justify="right")
     table.add_column("popularity", justify="right")
-    for name, value in result["metrics"].items():
+    for name, value in result.metrics.items():
         if name != "users":
-            table.add_row(name, f"{value:.4f}", f"{result['popularity'][name]:.4f}")
+            table.add_row(name, f"{value:.4f}", f"{result.popularity[name]:.4f}")
     out.print(table)
 
 
@@ -57,7 +57,6 @@ def train(
         help="User->item relationship types to learn from (repeatable; default: all).")] = None,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="Any other model setting as KEY=VALUE (e.g. --set layers=2).")] = None,
-    uri: UriOpt = None, user: UserOpt = None, database: DatabaseOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Learn user and item embeddings from the graph and save a checkpoint.
@@ -73,28 +72,27 @@ def train(
         settings.update(parse_settings(set_ or []))
     except ConfigError as exc:
         raise typer.BadParameter(str(exc), param_hint="--set") from exc
-    with Workspace(workspace, uri=uri, user=user, database=database) as ws:
+    with open_workspace(workspace) as ws:
         result = ws.train(model, valid_fraction=valid_fraction, seed=seed, rel_types=rel,
                           resume=resume, progress=not as_json, **settings)
     if as_json:
-        print_json(result)
+        print_json(result.to_dict())
         return
     _print_metrics(result)
-    err.print(f"trained {model} in {result['fit_seconds']:.1f} s on "
-              f"{result['train_interactions']:,} interactions ({result['split']} split); "
-              f"checkpoint: {result['checkpoint']}")
+    err.print(f"trained {model} in {result.fit_seconds:.1f} s on "
+              f"{result.train_interactions:,} interactions ({result.split} split); "
+              f"checkpoint: {result.checkpoint}", markup=False)
 
 
 def evaluate(
     model: Annotated[str, typer.Option(help=MODEL_HELP)] = "lightgcn",
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
-    uri: UriOpt = None, user: UserOpt = None, database: DatabaseOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Score a trained model's checkpoint on its held-out split, beside popularity."""
-    with Workspace(workspace, uri=uri, user=user, database=database) as ws:
+    with open_workspace(workspace) as ws:
         result = ws.evaluate(model)
     if as_json:
-        print_json(result)
+        print_json(result.to_dict())
     else:
         _print_metrics(result)

@@ -61,7 +61,7 @@ def assert_same(cli: list[dict[str, Any]], api: pd.DataFrame) -> None:
 
 
 def test_index_build_and_info(shop_ws: Workspace, built: dict[str, Any]) -> None:
-    assert Path(built["path"]) == shop_ws.index_path("spectral") and Path(built["path"]).is_file()
+    assert Path(built["path"]) == shop_ws.layout.index("spectral") and Path(built["path"]).is_file()
     assert set(built["indexes"]) == {"items", "users", "items_cosine", "users_cosine"}
     for ix in built["indexes"].values():  # a small shop: auto picks exact search
         assert ix["factory"] == "Flat" and ix["recall@20"] == 1.0
@@ -69,7 +69,7 @@ def test_index_build_and_info(shop_ws: Workspace, built: dict[str, Any]) -> None
     info = invoke(shop_ws, "index", "info")
     assert info.exit_code == 0, info.output
     assert "items_cosine" in info.output and "Flat" in info.output
-    assert str(shop_ws.index_path("spectral")) in " ".join(info.output.split())
+    assert str(shop_ws.layout.index("spectral")) in " ".join(info.output.split())
     as_json = json.loads(invoke(shop_ws, "index", "info", "--json").stdout)
     assert as_json["indexes"]["items"]["n"] == 40 and as_json["path"] == built["path"]
 
