@@ -31,8 +31,10 @@ chromium:
 	  $$SUDO apt-get install -y -qq chromium; } || \
 	  echo "could not install chromium; the report's browser tests will be skipped"
 
-## Run the test suite (the same command CI runs).
+## Run the test suite (the same command CI runs): the layer contracts, the type check, the tests.
 test: install chromium
+	$(BIN)/lint-imports
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 clean:
