@@ -21,9 +21,6 @@ from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass, 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
-import tomli_w
-
-from shopgraph.artifacts import atomic_path
 from shopgraph.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -349,6 +346,8 @@ def run_config_toml(config: RunConfig, header: str = "") -> str:
     lines = header.strip("\n").splitlines() if header.strip() else []
     if any(not line.startswith("#") for line in lines):
         raise ValueError(f"header lines must start with '#', got {header!r}")
+    import tomli_w  # only writers need it: the CLI's start-up stays light
+
     body = tomli_w.dumps({"run": _table(config, config.file.parent)})
     return "\n".join(lines) + "\n\n" + body if lines else body
 
@@ -367,6 +366,8 @@ def write_run_config(path: str | Path, config: RunConfig, header: str = "") -> P
     """
     dest = Path(path).expanduser().resolve()
     text = run_config_toml(replace(config, file=dest), header)
+    from shopgraph.artifacts import atomic_path
+
     with atomic_path(dest, _RUN_FILE_MODE) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return dest
