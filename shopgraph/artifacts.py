@@ -19,10 +19,17 @@ def atomic_path(path: str | os.PathLike[str], mode: int | None = None) -> Iterat
     Args:
         path: the final destination.
         mode: optional permission bits applied before the rename (e.g. ``0o600``).
+
+    Raises:
+        ArtifactWriteError: the file could not be written (full or read-only disk, no
+            permission); nothing is left at ``path`` or beside it.
     """
     dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    except OSError as exc:
+        raise _write_error(dest, exc) from exc
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -30,8 +37,18 @@ def atomic_path(path: str | os.PathLike[str], mode: int | None = None) -> Iterat
         if mode is not None:
             os.chmod(tmp_path, mode)
         os.replace(tmp_path, dest)
+    except OSError as exc:
+        raise _write_error(dest, exc) from exc
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _write_error(dest: Path, exc: OSError) -> Exception:
+    from shopgraph.errors import ArtifactWriteError
+
+    return ArtifactWriteError(f"cannot write {dest}: {exc.strerror or exc}; free some space, "
+                              "fix the folder's permissions or choose another path (nothing "
+                              "was written)")
 
 
 @contextmanager

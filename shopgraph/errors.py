@@ -26,6 +26,11 @@ class InsufficientDataError(ShopgraphError):
     """
 
 
+class ArtifactWriteError(ShopgraphError, OSError):
+    """A file could not be written (full or read-only disk, no permission); nothing partial
+    was left behind."""
+
+
 class ArtifactFormatError(ShopgraphError):
     """A file shopgraph wrote (checkpoint, index) has another format version than this one
     reads; the message says how to make it again."""

@@ -6,6 +6,7 @@ driver): every command imports what it needs inside its body.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import Annotated
@@ -72,6 +73,8 @@ def main(version: Annotated[bool, typer.Option(
     options.connection = Connection(uri, user, database)
     if debug:
         os.environ[DEBUG_ENV] = "1"  # read by the error boundary in run(), outside click
+    else:  # the driver's own log lines ("defunct connection ...") would break the one-line error
+        logging.getLogger("neo4j").addHandler(logging.NullHandler())
 
 
 @app.command()
@@ -95,7 +98,7 @@ def demo(workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
         shop = ws.layout.demo_shop
         summary = simulate(shop, users=users, items=items, interactions=interactions, seed=seed)
         err.print(f"simulated {summary['users']:,} users, {summary['items']:,} items, "
-                  f"{summary['interactions']:,} interactions into {shop}", markup=False)
+                  f"{summary['interactions']:,} interactions into {shop}")
         outcome = run_pipeline(ws, load_run_config(shop / RUN_CONFIG))
         report_path = ws.layout.report
     results = outcome.results
@@ -105,11 +108,11 @@ def demo(workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
               f" (popularity {training.get('popularity', {}).get('recall@20', nan):.4f});"
               f" churn ROC-AUC {results.get('churn', {}).get('roc_auc', nan)}; offer plan"
               f" {plan.get('counts')}, expected net value {plan.get('objective', 0):,.0f} (true "
-              f"{plan.get('truth', {}).get('objective', nan):,})", markup=False)
+              f"{plan.get('truth', {}).get('objective', nan):,})")
     print_outputs(outcome)
     err.print(f"done in {time.perf_counter() - started:.0f} s; open {report_path}; the graph "
               f"server is still running, stop it with "
-              f"`shopgraph db stop --workspace {workspace}`", markup=False)
+              f"`shopgraph db stop --workspace {workspace}`")
 
 
 def run() -> None:
@@ -117,7 +120,7 @@ def run() -> None:
     (exit 1, or 2 for bad input); with `--debug` or SHOPGRAPH_DEBUG=1 the traceback too."""
     try:
         app()
-    except (ShopgraphError, FileNotFoundError) as exc:
+    except (ShopgraphError, OSError) as exc:  # OSError: a file that cannot be read or written
         _fail(exc, 1)
     except ValueError as exc:
         _fail(exc, 2)

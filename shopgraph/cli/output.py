@@ -12,16 +12,17 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
-out = Console(emoji=False)  # ids like a:b:c are text, never emoji codes
+# User data (ids, paths, messages) is printed as text: never read as Rich markup ("[/x]") or
+# emoji codes (":b:"); styling goes through style= and Text, never through markup strings.
+out = Console(markup=False, emoji=False)
 err = Console(stderr=True, emoji=False)
 
 
 def error_line(exc: BaseException) -> None:
-    """The one line a failed command prints on stderr (the message is text, never markup)."""
-    from rich.markup import escape
-
-    err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+    """The one line a failed command prints on stderr."""
+    err.print(Text.assemble(("error:", "red"), f" {exc}"), soft_wrap=True)
 
 
 def print_json(obj: Any) -> None:
@@ -48,7 +49,7 @@ def progress_bar(description: str, quiet: bool = False
     if quiet:
         yield None
         return
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+    with Progress(TextColumn("{task.description}", style="bold"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=err, transient=False) as progress:
         task = progress.add_task(description, total=None)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
+from rich.text import Text
 
 from shopgraph.cli.options import DEFAULT_WORKSPACE, WorkspaceOpt, open_workspace
 from shopgraph.cli.output import err, out
@@ -34,5 +34,5 @@ def report(
         warnings.simplefilter("always", ReportWarning)
         path = open_workspace(workspace).report(results, output)
     for w in caught:
-        err.print(f"[yellow]warning:[/] {escape(str(w.message))}")
-    out.print(str(path), highlight=False, soft_wrap=True, markup=False)
+        err.print(Text.assemble(("warning:", "yellow"), f" {w.message}"))
+    out.print(str(path), highlight=False, soft_wrap=True)

@@ -53,18 +53,18 @@ def run(
     t = outcome.results.get("target", {})
     if "send" in t:
         err.print(f"audience of {t['campaign']}: {t['send']:,} to send, {t['control']:,} "
-                  "held out", markup=False)
+                  "held out")
 
 
 def run_pipeline(ws: Workspace, cfg: RunConfig, step: str | None = None, force: bool = False,
                  quiet: bool = False) -> RunResult:
     """Run ``cfg``'s pipeline on ``ws``, a line on stderr per step unless ``quiet``."""
-    from rich.markup import escape
+    from rich.text import Text
 
     def show(name: str, status: str, seconds: float) -> None:
         if not quiet:
-            err.print(f"[bold]{name}[/]: {escape(status)}"
-                      + (f" in {seconds:.1f} s" if seconds else ""))
+            took = f" in {seconds:.1f} s" if seconds else ""
+            err.print(Text.assemble((name, "bold"), f": {status}{took}"))
 
     return ws.run(cfg, step=step, force=force, on_step=show)
 
@@ -74,5 +74,5 @@ def print_outputs(outcome: RunResult) -> None:
     err.print("outputs:")
     for name, paths in outcome.outputs.items():
         for p in paths:
-            err.print(f"  {name}: {p}", markup=False)
-    err.print(f"  results: {outcome.results_path}", markup=False)
+            err.print(f"  {name}: {p}")
+    err.print(f"  results: {outcome.results_path}")

@@ -213,8 +213,9 @@ class EmbeddedServer:
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / "server.lock", "w") as fh:
+        _private_dir(self.root)
+        fd = os.open(self.root / "server.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             yield
 
@@ -247,13 +248,16 @@ class EmbeddedServer:
                 f"-Darcadedb.server.httpIncomingHost={HOST}",
                 f"-Darcadedb.server.httpIncomingPort={http}",
                 "-cp", f"{package / 'jars'}/*", MAIN_CLASS]
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_file, "ab") as log:
+        _private_dir(self.data_dir)
+        _private_files(self.root)
+        fd = os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "ab") as log:
             offset = log.tell()
+            # umask 077: the graph's files are the owner's alone (0600 files, 0700 folders)
             self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                          cwd=self.root, start_new_session=True)
+                                          cwd=self.root, start_new_session=True, umask=0o077)
         pid = self._proc.pid
-        self.pid_file.write_text(f"{pid}\n")
+        write_secret(self.pid_file, f"{pid}\n")
         write_json(self.state_file, {"pid": pid, "bolt_port": bolt, "http_port": http,
                                      "heap": self.heap, "started_at": time.time()})
         deadline, problem = time.monotonic() + timeout, None
@@ -334,3 +338,20 @@ class EmbeddedServer:
             text = self.log_file.read_bytes()[offset:].decode(errors="replace")
             return "\n".join(text.splitlines()[-lines:]) if lines else text
         return "(no log)"
+
+
+def _private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) if missing, and make it the owner's alone (0700)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+
+
+def _private_files(root: Path) -> None:
+    """Tighten what an older shopgraph left readable under ``root``: folders 0700, files 0600."""
+    for folder, dirs, files in os.walk(root):
+        for name in dirs:
+            os.chmod(os.path.join(folder, name), 0o700)
+        for name in files:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o600)

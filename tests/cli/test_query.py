@@ -159,3 +159,53 @@ def test_errors(shop_ws: Workspace, built: dict[str, Any], monkeypatch: pytest.M
     assert code == 2 and "--output FILE.parquet" in err
     code, err = run_cli(monkeypatch, capsys, "recommend", "u0", "--category", "toys", "-w", ws)
     assert code == 1 and "category 'toys'" in err
+
+
+@pytest.fixture()
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A folder on a full file system: a tiny tmpfs filled up (root can mount one), else a
+    read-only folder (a user other than root cannot write there)."""
+    import os
+    import subprocess
+
+    folder = tmp_path / "full"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o500)
+        yield folder
+        folder.chmod(0o700)
+        return
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(folder)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    try:
+        with open(folder / "filler", "wb", buffering=0) as fh, \
+                pytest.raises(OSError, match="No space"):
+            while True:
+                fh.write(b"\0" * 1024)
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing_issue_11(
+        shop_ws: Workspace, built: dict[str, Any], full_disk: Path) -> None:
+    import subprocess
+
+    before = sorted(p.name for p in full_disk.iterdir())
+    commands = {"recs.csv": ["recommend", "u0", "-k", "3"],
+                "audience.csv": ["audience", "--item", "i1", "-n", "5"],
+                "target.csv": ["target", "--campaign", "c1", "-n", "5"],
+                "interactions.npz": ["export"]}
+    for name, args in commands.items():
+        out = full_disk / name
+        flag = "--out" if args[0] == "export" else "-o"
+        result = subprocess.run([sys.executable, "-c", "from shopgraph.cli.main import run; run()",
+                                 *args, flag, str(out), "-w", str(shop_ws.path)],
+                                capture_output=True, text=True)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert lines[-1].startswith(f"error: cannot write {out}: "), result.stderr
+        assert "No space left on device" in lines[-1] or "Permission denied" in lines[-1]
+        assert sorted(p.name for p in full_disk.iterdir()) == before  # nothing, not even a temp

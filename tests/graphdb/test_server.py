@@ -169,3 +169,22 @@ def test_ports_bound_to_loopback_only(make_server):
     server.stop()
     if not checked:
         pytest.skip("neither `ss` nor a non-loopback address is available")
+
+
+def test_the_graph_is_readable_by_its_owner_only_issue_11(graph_server: EmbeddedServer) -> None:
+    """Folders 0700 and files 0600, the database's own files included (the JVM runs with umask
+    077), so other local users can read neither the graph nor the log."""
+    import os
+    import stat
+
+    graph_server.ensure_database("private")  # some database files written by the server
+    seen = {"dirs": 0, "files": 0}
+    for folder, dirs, files in os.walk(graph_server.root):
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700, folder
+        seen["dirs"] += 1
+        for name in files:
+            path = os.path.join(folder, name)
+            assert stat.S_IMODE(os.stat(path).st_mode) & 0o077 == 0, path
+            seen["files"] += 1
+    assert seen["dirs"] >= 3 and seen["files"] >= 5
+    assert (graph_server.root / "server.log").is_file()
