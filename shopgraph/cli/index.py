@@ -43,7 +43,7 @@ def print_indexes(result: IndexResult) -> None:
     out.print(table)
     seen = ", ".join(result.seen_rel_types) or "none"
     err.print(f"index of {result.model}: {result.path} ({result.seen_pairs:,} seen pairs "
-              f"from {seen} left out of recommendations)", markup=False)
+              f"from {seen} left out of recommendations)")
 
 
 @app.command()

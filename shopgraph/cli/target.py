@@ -82,12 +82,12 @@ def target(
                       str(row.top_item), str(row.because_of))
     out.print(table)
     for note in result.used:
-        err.print(note, markup=False)
+        err.print(note)
     err.print(f"run {result.run_id[:12]}: {result.send:,} to send, {result.control:,} "
               f"held out as control, {result.no_consent:,} left out without consent; "
               f"list: {result.path}"
               + (f"; {result.written_back:,} relationships written to the graph"
-                 if result.written_back is not None else ""), markup=False)
+                 if result.written_back is not None else ""))
 
 
 def _per_offer(values: list[str], option: str) -> float | dict[str, float]:
@@ -165,5 +165,4 @@ def offers(
               f"({counts}); {result.control:,} of them held out as control. Expected "
               f"incremental value {result.objective:,.2f}, within {100 * result.gap:.3f} % "
               f"of the optimum (LP bound {result.lp_bound:,.2f}); budget used "
-              f"{result.budget_used:,.2f} of {result.budget:,.2f}; list: {result.path}",
-              markup=False)
+              f"{result.budget_used:,.2f} of {result.budget:,.2f}; list: {result.path}")

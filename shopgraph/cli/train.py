@@ -81,7 +81,7 @@ def train(
     _print_metrics(result)
     err.print(f"trained {model} in {result.fit_seconds:.1f} s on "
               f"{result.train_interactions:,} interactions ({result.split} split); "
-              f"checkpoint: {result.checkpoint}", markup=False)
+              f"checkpoint: {result.checkpoint}")
 
 
 def evaluate(
