@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from shopgraph.cli.options import (
     DEFAULT_WORKSPACE,
@@ -35,7 +36,7 @@ def ingest(
     Running the same file again changes nothing; an interrupted ingest resumes where it
     stopped when run again.
     """
-    err.print(f"reading {path} as {fmt} ...")
+    err.print(Text(f"reading {path} as {fmt} ..."))
     data = load(fmt, path, strict=strict)
     with open_workspace(workspace) as ws, \
             progress_bar(f"ingest {data.name}") as update:
@@ -44,14 +45,26 @@ def ingest(
         print_json(summary.as_dict())
         return
     rate = summary.relationships_written / summary.seconds if summary.seconds else 0.0
-    err.print(f"[green]done[/] in {summary.seconds:.1f} s: nodes {summary.nodes or '{}'}, "
-              f"relationships {summary.relationships or '{}'} ({rate:,.0f}/s); "
-              f"{summary.already_present} event(s) already present; "
-              f"{summary.batches_already_done} of {summary.batches} batch(es) already done")
+    err.print(Text.assemble(
+        ("done", "green"),
+        f" in {summary.seconds:.1f} s: nodes {summary.nodes or '{}'}, relationships "
+        f"{summary.relationships or '{}'} ({rate:,.0f}/s); {summary.already_present} event(s) "
+        f"already present; {summary.batches_already_done} of {summary.batches} batch(es) "
+        "already done" + (f"; {summary.retries} transaction(s) run again after colliding with "
+                          "another writer" if summary.retries else "")))
+    if summary.conflicts:
+        err.print(Text.assemble(
+            (f"{summary.conflicts} event(s) already present with another ts or value were left "
+             "unchanged", "yellow"),
+            " (the first write wins; to correct one, delete its relationship or re-ingest into "
+            "a fresh database); first ones:"))
+        for conflict in summary.first_conflicts[:10]:
+            err.print(Text(f"  {conflict}"))
     if summary.problems:
-        err.print(f"[yellow]{len(summary.problems)} bad row(s) skipped[/], first ones:")
+        err.print(Text.assemble((f"{len(summary.problems)} bad row(s) skipped", "yellow"),
+                                ", first ones:"))
         for problem in summary.problems[:10]:
-            err.print(f"  {problem}")
+            err.print(Text(f"  {problem}"))
 
 
 def export(
@@ -67,9 +80,8 @@ def export(
     with open_workspace(workspace) as ws:
         arrays = ws.export_interactions(rel, path=output)
         target = output or ws.layout.interactions
-    err.print(f"exported {len(arrays):,} interactions of {len(arrays.user_ids):,} users and "
-              f"{len(arrays.item_ids):,} items ({', '.join(arrays.rel_types)}) to {target}",
-              markup=False)
+    err.print(Text(f"exported {len(arrays):,} interactions of {len(arrays.user_ids):,} users and "
+                   f"{len(arrays.item_ids):,} items ({', '.join(arrays.rel_types)}) to {target}"))
 
 
 def summary(workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
@@ -82,4 +94,4 @@ def summary(workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     else:
         print_summary(counts)
     if not counts["nodes"]:
-        err.print("the graph is empty; load data with `shopgraph ingest`")
+        err.print(Text("the graph is empty; load data with `shopgraph ingest`"))

@@ -11,6 +11,9 @@ from __future__ import annotations
 from shopgraph.graphdb import schema
 
 MERGE_NODES = "UNWIND $rows AS row MERGE (n:{label} {{id: row.id}}) SET n += row.p"
+# For nodes without properties: an existing node is only read, never written again (on ArcadeDB
+# a write would collide with another writer's edges on the same node).
+MERGE_NODE_IDS = "UNWIND $rows AS row MERGE (n:{label} {{id: row.id}})"
 
 # Properties go inline (a null is simply not stored); ``SET r += row.p`` costs ~20 % more, so it
 # is added only for frames with extra properties (see :func:`edges`).
@@ -21,21 +24,31 @@ CREATE_EDGES = (
     "RETURN count(r) AS n"
 )
 
-# Used for a batch whose fast CREATE hit the eid constraint: write only the events that are not
-# in the graph yet, and return their ids.
-CREATE_NEW_EDGES = (
+# For a batch whose fast CREATE hit the eid constraint: the events of the batch already in the
+# graph (same eid between the same nodes) with their stored values; the others are then created
+# with CREATE_EDGES.
+PRESENT_EDGES = (
     "UNWIND $rows AS row "
-    "MATCH (s:{src} {{id: row.s}}) MATCH (d:{dst} {{id: row.d}}) "
-    "WHERE NOT EXISTS {{ MATCH (s)-[:{rel} {{eid: row.e}}]->(d) }} "
-    "CREATE (s)-[r:{rel} {{eid: row.e, ts: row.t, value: row.v}}]->(d){extra} "
-    "RETURN row.e AS eid"
+    "MATCH (s:{src} {{id: row.s}})-[r:{rel} {{eid: row.e}}]->(d:{dst} {{id: row.d}}) "
+    "RETURN row.e AS eid, r.ts AS t, r.value AS v"
 )
+
+# Where one event id is (a scalar parameter, so that the server can use the eid index; one
+# ``UNWIND`` of many ids would scan every relationship per id on ArcadeDB).
+EDGE_BY_EID = "MATCH (s)-[r:{rel}]->(d) WHERE r.eid = $eid RETURN s.id AS s, d.id AS d"
 
 EXISTING_IDS = "UNWIND $ids AS id MATCH (n:{label} {{id: id}}) RETURN n.id AS id"
 
 LEDGER_READ = "MATCH (l:IngestLog {id: $source}) RETURN l.done AS done"
 LEDGER_MARK = ("MERGE (l:IngestLog {id: $source}) "
                "SET l.done = coalesce(l.done, []) + [$batch]")
+
+META_READ = "MATCH (m:ShopgraphMeta {id: $key}) RETURN m.version AS version"
+META_WRITE = "MERGE (m:ShopgraphMeta {id: $key}) SET m.version = $version"
+ANY_NODE = "MATCH (n:{label}) RETURN n.id AS id LIMIT 1"
+# A node whose id contains $a or $b (the characters that version 2 escapes in event ids).
+NODE_ID_CONTAINING = ("MATCH (n:{label}) WHERE n.id CONTAINS $a OR n.id CONTAINS $b "
+                      "RETURN n.id AS id LIMIT 1")
 
 NODE_IDS = "MATCH (n:{label}) RETURN n.id AS id"
 NODE_PROPS = "MATCH (n:{label}) RETURN n.id AS id, n.{prop} AS v"

@@ -3,7 +3,8 @@ and resumable.
 
 * Validation happens before the first write: frame checks, then every relationship end id is
   looked up (in the source's own nodes, then in the graph). An unknown id raises in strict mode
-  and is skipped and reported otherwise.
+  and is skipped and reported otherwise. The graph's schema version is checked (and recorded in
+  a new graph) by :meth:`GraphStore.ensure_schema`.
 * Writes are ``UNWIND`` batches, one transaction each. Every transaction also appends its batch
   key to an ``IngestLog`` node named after the source's fingerprint (file hashes, options,
   batch size), so batch and ledger entry commit together or not at all. A re-run skips the
@@ -11,14 +12,26 @@ and resumable.
   interrupted run resumes where it stopped.
 * Relationships are created with ``CREATE`` under a uniqueness constraint on ``eid``. A batch that
   hits the constraint (its events came in before, say from another file) is written again with a
-  guarded statement that creates only the events not already there.
+  guarded transaction that reads which of its events are there already and creates only the
+  others.
+* **The first write wins.** An event already present keeps its stored ``ts`` and ``value``; when
+  the incoming ones differ (a corrected rating, say) the event is reported as a
+  :class:`ValueConflict` in :attr:`IngestSummary.conflicts`, never silently taken as written. To
+  correct a value, delete the relationship first, or re-ingest into a fresh database.
+* **Several writers.** Ingests into one database may run at the same time. A batch whose
+  transaction collides with another writer's (both ``MERGE`` the same new item, or both create
+  the same event, or the server reports a transient conflict) is rolled back whole and run again
+  after a short jittered pause (:meth:`GraphStore.write_retrying`); being idempotent, the retry
+  writes only what is still missing. An event id that really belongs to a relationship between
+  other nodes is no race: it stays an :class:`IngestError`.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import neo4j
@@ -30,23 +43,63 @@ from shopgraph.artifacts import file_sha256, fingerprint
 from shopgraph.errors import GraphStoreError, IngestError
 from shopgraph.graphdb import cypher, schema
 from shopgraph.graphdb.frames import EdgeFrame, NodeFrame, Problem, SourceData
-from shopgraph.graphdb.store import GraphStore
+from shopgraph.graphdb.store import GraphStore, duplicate_key
 
 Progress = Callable[[int, int], None]
 LOOKUP_CHUNK = 50_000
+#: Conflicting events kept as examples in an :class:`IngestSummary` (all are counted).
+CONFLICT_EXAMPLES = 20
+
+
+@dataclass(frozen=True)
+class ValueConflict:
+    """An event sent again (same ``eid``) with another ``ts`` or ``value`` than the stored one.
+
+    The stored values are kept (the first write wins); missing values are None.
+    """
+
+    rel: str
+    eid: str
+    stored_ts: int | None
+    stored_value: float | None
+    given_ts: int | None
+    given_value: float | None
+
+    def __str__(self) -> str:
+        return (f"{self.rel} {self.eid!r}: stored ts {self.stored_ts}, value "
+                f"{self.stored_value}; given ts {self.given_ts}, value {self.given_value}")
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly form."""
+        return asdict(self)
 
 
 @dataclass
 class IngestSummary:
-    """What one ingest did."""
+    """What one ingest did.
+
+    Attributes:
+        nodes: node rows written (merged) per label.
+        relationships: relationships created per type.
+        already_present: events of the source found in the graph already, left as stored.
+        conflicts: how many of those were given with another ``ts`` or ``value`` (the stored
+            ones were kept: the first write wins).
+        first_conflicts: the first :data:`CONFLICT_EXAMPLES` of them.
+        batches: batches planned; ``batches_already_done`` of them were in the ledger.
+        retries: transactions run again after colliding with another writer.
+        problems: bad rows skipped (``--skip-bad``).
+    """
 
     source: str
     fingerprint: str
     nodes: dict[str, int] = field(default_factory=dict)
     relationships: dict[str, int] = field(default_factory=dict)
     already_present: int = 0
+    conflicts: int = 0
+    first_conflicts: list[ValueConflict] = field(default_factory=list)
     batches: int = 0
     batches_already_done: int = 0
+    retries: int = 0
     problems: list[Problem] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -55,11 +108,20 @@ class IngestSummary:
         """Relationships created by this run."""
         return sum(self.relationships.values())
 
+    def add_conflicts(self, conflicts: list[ValueConflict]) -> None:
+        """Count ``conflicts`` and keep the first few as examples."""
+        self.conflicts += len(conflicts)
+        room = CONFLICT_EXAMPLES - len(self.first_conflicts)
+        self.first_conflicts.extend(conflicts[:max(room, 0)])
+
     def as_dict(self) -> dict[str, Any]:
         """A JSON-friendly form, problems cut to the first 20."""
         return {"source": self.source, "fingerprint": self.fingerprint, "nodes": self.nodes,
                 "relationships": self.relationships, "already_present": self.already_present,
+                "conflicts": self.conflicts,
+                "first_conflicts": [c.as_dict() for c in self.first_conflicts],
                 "batches": self.batches, "batches_already_done": self.batches_already_done,
+                "retries": self.retries,
                 "problems": len(self.problems),
                 "first_problems": [str(p) for p in self.problems[:20]],
                 "seconds": round(self.seconds, 3)}
@@ -175,12 +237,47 @@ def _extra_edge_props(frame: EdgeFrame) -> list[str]:
                                                                                        "value")]
 
 
+def _missing(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def _same(stored: Any, given: Any) -> bool:
+    """Whether a stored property equals the given one (None and NaN both mean missing)."""
+    if _missing(stored) or _missing(given):
+        return _missing(stored) and _missing(given)
+    return bool(stored == given)
+
+
+def value_conflicts(rel: str, rows: list[dict[str, Any]],
+                    present: list[dict[str, Any]]) -> list[ValueConflict]:
+    """The events of ``present`` (``{eid, t, v}`` as stored) whose ``ts`` or ``value`` differ
+    from those of the same ``eid`` in ``rows`` (``{e, t, v}`` as given), in row order."""
+    stored = {p["eid"]: p for p in present}
+    out = []
+    for row in rows:
+        p = stored.get(row["e"])
+        if p is not None and not (_same(p["t"], row["t"]) and _same(p["v"], row["v"])):
+            out.append(ValueConflict(rel, row["e"], None if _missing(p["t"]) else p["t"],
+                                     None if _missing(p["v"]) else p["v"], row["t"], row["v"]))
+    return out
+
+
+def _on_node(exc: ConstraintError) -> bool:
+    """Whether a uniqueness violation was on a node id: two writers ``MERGE`` the same new
+    node (an item, the ledger), a race that a retry resolves."""
+    key = duplicate_key(exc)
+    return key is not None and key.owner in schema.NODE_PROPERTIES
+
+
 class _Writer:
     """Writes one batch in one transaction together with its ledger entry."""
 
     def __init__(self, store: GraphStore, source: str, summary: IngestSummary) -> None:
         self.store, self.source, self.summary = store, source, summary
         self.guarded_only = not store.capabilities.relationship_constraints
+
+    def _retried(self, exc: Exception) -> None:
+        self.summary.retries += 1
 
     def _mark(self, tx: neo4j.Transaction, key: str) -> None:
         tx.run(cypher.LEDGER_MARK, source=self.source, batch=key).consume()
@@ -189,13 +286,17 @@ class _Writer:
         frame = batch.frame
         assert isinstance(frame, NodeFrame)
         rows = node_rows(frame, batch.start, batch.stop)
-        query = cypher.nodes(cypher.MERGE_NODES, frame.label)
+        with_props = any(row["p"] for row in rows)
+        query = cypher.nodes(cypher.MERGE_NODES if with_props else cypher.MERGE_NODE_IDS,
+                             frame.label)
 
         def work(tx: neo4j.Transaction) -> None:
             tx.run(query, rows=rows).consume()
             self._mark(tx, batch.key)
 
-        self.store.write(work, what=f"writing {frame.label} nodes")
+        # A node batch only MERGEs (nodes and the ledger): any id conflict is a race.
+        self.store.write_retrying(work, f"writing {frame.label} nodes",
+                                  retry_constraint=lambda exc: True, on_retry=self._retried)
         self.summary.nodes[frame.label] = self.summary.nodes.get(frame.label, 0) + len(rows)
 
     def edges(self, batch: _Batch) -> None:
@@ -206,19 +307,16 @@ class _Writer:
         fast = cypher.edges(cypher.CREATE_EDGES, frame.rel, extra)
 
         def work(tx: neo4j.Transaction) -> int:
-            record = tx.run(fast, rows=rows).single()
-            assert record is not None  # count() returns exactly one row
-            n = record["n"]
-            if n != len(rows):  # an end node vanished since the check: write nothing
-                raise GraphStoreError(f"only {n} of {len(rows)} {frame.rel} relationships found "
-                                      "both end nodes; the graph changed during ingest, re-run")
+            self._create(tx, fast, frame.rel, rows)
             self._mark(tx, batch.key)
-            return int(n)
+            return len(rows)
 
         created: int | None = None
         if not self.guarded_only:
             try:
-                created = self.store.write(work, f"writing {frame.rel}")
+                created = self.store.write_retrying(work, f"writing {frame.rel}",
+                                                    retry_constraint=_on_node,
+                                                    on_retry=self._retried)
             except ConstraintError:
                 created = None  # some events are in the graph already: write only the others
         if created is None:
@@ -226,25 +324,65 @@ class _Writer:
         self.summary.relationships[frame.rel] = self.summary.relationships.get(frame.rel, 0) \
             + created
 
+    @staticmethod
+    def _create(tx: neo4j.Transaction, query: str, rel: str, rows: list[dict[str, Any]]) -> None:
+        record = tx.run(query, rows=rows).single()
+        assert record is not None  # count() returns exactly one row
+        if record["n"] != len(rows):  # an end node vanished since the check: write nothing
+            raise GraphStoreError(f"only {record['n']} of {len(rows)} {rel} relationships found "
+                                  "both end nodes; the graph changed during ingest, re-run")
+
     def _guarded(self, batch: _Batch, frame: EdgeFrame, rows: list[dict[str, Any]],
                  extra: bool) -> int:
-        query = cypher.edges(cypher.CREATE_NEW_EDGES, frame.rel, extra)
+        present_query = cypher.edges(cypher.PRESENT_EDGES, frame.rel)
+        create_query = cypher.edges(cypher.CREATE_EDGES, frame.rel, extra)
 
-        def work(tx: neo4j.Transaction) -> int:
-            created = len(tx.run(query, rows=rows).data())
+        def work(tx: neo4j.Transaction) -> tuple[int, list[dict[str, Any]]]:
+            present = tx.run(present_query, rows=rows).data()
+            known = {p["eid"] for p in present}
+            new = [row for row in rows if row["e"] not in known]
+            if new:
+                self._create(tx, create_query, frame.rel, new)
             self._mark(tx, batch.key)
-            return created
+            return len(new), present
 
-        try:
-            created = self.store.write(work, f"writing {frame.rel}")
-        except ConstraintError as exc:
-            lines = frame.data["_line"].iloc[[batch.start, batch.stop - 1]].tolist()
-            raise IngestError(
-                f"an event id of this batch already belongs to a {frame.rel} relationship "
-                "between other nodes; event ids must be unique per relationship type",
-                file=frame.file or None, line=int(lines[0]), field="eid") from exc
-        self.summary.already_present += len(rows) - created
+        def race(exc: ConstraintError) -> bool:
+            return _on_node(exc) or self._eid_race(batch, frame, rows, exc)
+
+        created, present = self.store.write_retrying(work, f"writing {frame.rel}",
+                                                     retry_constraint=race,
+                                                     on_retry=self._retried)
+        self.summary.already_present += len(present)
+        self.summary.add_conflicts(value_conflicts(frame.rel, rows, present))
         return created
+
+    def _eid_race(self, batch: _Batch, frame: EdgeFrame, rows: list[dict[str, Any]],
+                  exc: ConstraintError) -> bool:
+        """After an eid conflict in a guarded write: True if it was a race (another writer
+        created the same event meanwhile, between the same nodes); raise :class:`IngestError`
+        if an event id of the batch belongs to a relationship between other nodes."""
+        key = duplicate_key(exc)
+        index = {row["e"]: k for k, row in enumerate(rows)}
+        if key is not None and key.key in index:
+            suspects = [key.key]
+        else:  # the server's message names no event of the batch: check those not present
+            present = self.store.query(cypher.edges(cypher.PRESENT_EDGES, frame.rel),
+                                       what=f"checking {frame.rel} event ids", rows=rows)
+            known = {p["eid"] for p in present}
+            suspects = [row["e"] for row in rows if row["e"] not in known]
+        query = cypher.edges(cypher.EDGE_BY_EID, frame.rel)
+        for eid in suspects:
+            row = rows[index[eid]]
+            for found in self.store.query(query, what=f"checking {frame.rel} event ids",
+                                          eid=eid):
+                if (found["s"], found["d"]) != (row["s"], row["d"]):
+                    line = frame.data["_line"].iloc[batch.start + index[eid]]
+                    raise IngestError(
+                        f"event id {eid[:60]!r} already belongs to a {frame.rel} relationship "
+                        f"between other nodes ({str(found['s'])[:40]!r} -> "
+                        f"{str(found['d'])[:40]!r}); event ids must be unique per relationship "
+                        "type", file=frame.file or None, line=int(line), field="eid") from exc
+        return True
 
 
 def ingest(store: GraphStore, data: SourceData, *, batch_size: int = 10_000,
@@ -259,17 +397,24 @@ def ingest(store: GraphStore, data: SourceData, *, batch_size: int = 10_000,
         on_progress: called with (rows done, rows in all) after every batch.
 
     Returns:
-        What was written, skipped and resumed.
+        What was written, skipped and resumed, and the events already present with other
+        values (kept as they were).
 
     Raises:
-        IngestError: invalid input; nothing was written.
-        GraphStoreError: the server failed; batches committed so far stay, and re-running the
-            same command resumes after them.
+        IngestError: invalid input; nothing was written (or, for an event id that belongs to
+            a relationship between other nodes, nothing from that batch on).
+        GraphStoreError: the server failed, another writer kept colliding with this one, or
+            the graph's schema version does not fit; batches committed so far stay, and
+            re-running the same command resumes after them.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     started = time.perf_counter()
     data.validate()
+    internal = [nf for nf in data.nodes if nf.label in schema.INTERNAL_LABELS]
+    if internal:
+        raise IngestError(f"{internal[0].label} nodes are shopgraph's own bookkeeping; a source "
+                          "may not write them", file=internal[0].file or None)
     if not data.edges and not data.nodes:
         raise IngestError("nothing to ingest: the source has no rows",
                           file=str(data.files[0]) if data.files else None)

@@ -4,13 +4,26 @@ Cypher cannot take labels or relationship types as parameters, so every label or
 reaches query text must come from the allow-lists below (see :func:`label` and :func:`rel`).
 Every node is keyed by a string ``id``; every relationship carries a string event id ``eid``.
 Both are unique (one constraint each), which is also what makes batched writes fast.
+
+The graph records the schema version it was written with in one ``ShopgraphMeta`` node
+(``{id: 'schema', version: SCHEMA_VERSION}``); see :meth:`GraphStore.ensure_schema
+<shopgraph.graphdb.store.GraphStore.ensure_schema>` for how older graphs are taken over.
+Versions:
+
+1. event ids join their parts with ``:`` unescaped, so (``a:b``, ``c``) and (``a``, ``b:c``)
+   collide. The version was never written into the graph: a graph without a version is version 1.
+2. each part of an event id is percent-escaped (``%`` as ``%25``, ``:`` as ``%3A``) before the
+   parts are joined with ``:``. Ids without ``%`` or ``:`` keep the event id of version 1.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: The key (``id``) of the ``ShopgraphMeta`` node that holds the schema version.
+META_SCHEMA_KEY = "schema"
 
 #: Node labels and the properties each may carry (besides ``id``), with their types.
 NODE_PROPERTIES: dict[str, dict[str, type]] = {
@@ -24,7 +37,15 @@ NODE_PROPERTIES: dict[str, dict[str, type]] = {
     "Offer": {"name": str, "type": str, "reward": float, "difficulty": float,
               "duration": float, "channels": str, "upc": str},
     "IngestLog": {"source": str, "done": list},
+    "ShopgraphMeta": {"version": int},
 }
+
+#: Labels shopgraph keeps for itself (the ingest ledger, the schema version): no loader or
+#: mapping may write them, and they are left out of counts.
+INTERNAL_LABELS: tuple[str, ...] = ("IngestLog", "ShopgraphMeta")
+
+#: Labels that hold the shop's data.
+DATA_LABELS: tuple[str, ...] = tuple(lab for lab in NODE_PROPERTIES if lab not in INTERNAL_LABELS)
 
 #: Relationship types -> (source label, target label, is an interaction).
 RELATIONSHIPS: dict[str, tuple[str, str, bool]] = {

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import neo4j
 import numpy as np
 import pandas as pd
 import pytest
+from neo4j.exceptions import ConstraintError
+from typer.testing import CliRunner
 
 from shopgraph.errors import GraphStoreError, IngestError
+from shopgraph.graphdb import cypher, schema
 from shopgraph.graphdb.export import MISSING_TS, export_interactions, export_item_features
 from shopgraph.graphdb.formats.lightgcn import load_lightgcn
 from shopgraph.graphdb.frames import NodeFrame
-from shopgraph.graphdb.ingest import ingest
+from shopgraph.graphdb.ingest import ValueConflict, ingest
 from shopgraph.graphdb.server import EmbeddedServer
-from shopgraph.graphdb.store import GraphStore
+from shopgraph.graphdb.store import DuplicateKey, GraphStore, duplicate_key
+from tests.conftest import workspace_on
 from tests.graphdb.helpers import source
 
 PAIRS = [("u1", "i1"), ("u1", "i2"), ("u2", "i1"), ("u3", "i3"), ("u3", "i1")]
@@ -111,7 +117,8 @@ def test_event_id_reused_for_other_nodes_is_an_error(store: GraphStore, tmp_path
     data.edges[0].data["eid"] = ["u1:i1"]  # already the id of (u1, i1)
     with pytest.raises(IngestError) as err:
         ingest(store, data)
-    assert err.value.field == "eid"
+    assert err.value.field == "eid" and err.value.line == 1
+    assert "'u1:i1' already belongs to a PURCHASED relationship" in str(err.value)
     assert store.count_rels("PURCHASED") == len(PAIRS)
 
 
@@ -229,3 +236,156 @@ def test_tabular_csv_round_trip(store: GraphStore, tmp_path: Path) -> None:
     feats = export_item_features(store, x.item_ids)
     assert feats["price"][0] == 19.99 and np.isnan(feats["price"][1])
     assert feats["categories"][feats["category"]].tolist() == ["shoes", "bags"]
+
+
+# -- corrected values (issue 11): the first write wins, and the conflicts are reported -------
+
+def test_changed_values_are_reported_and_the_stored_ones_kept(store: GraphStore,
+                                                              tmp_path: Path) -> None:
+    ts = [100, None, 300, None, 500]
+    value = [1.0, 2.0, None, None, 5.0]
+    ingest(store, source(tmp_path, PAIRS, ts=ts, value=value, name="a"))
+    # (u1,i1) value corrected; (u1,i2) the same; (u2,i1) ts corrected; (u3,i3) the same, all
+    # missing (NaN in the frame, nothing stored); (u3,i1) value dropped. Plus one new event.
+    new_ts = [100, None, 301, None, 500, 7]
+    new_value = [1.5, 2.0, None, None, None, 6.0]
+    s = ingest(store, source(tmp_path, PAIRS + [("u2", "i3")], ts=new_ts, value=new_value,
+                             name="b"), batch_size=2)
+    assert s.relationships_written == 1 and s.already_present == 5
+    assert s.conflicts == 3
+    assert s.first_conflicts == [
+        ValueConflict("PURCHASED", "u1:i1", 100, 1.0, 100, 1.5),
+        ValueConflict("PURCHASED", "u2:i1", 300, None, 301, None),
+        ValueConflict("PURCHASED", "u3:i1", 500, 5.0, 500, None)]
+    assert s.as_dict()["conflicts"] == 3
+    assert s.as_dict()["first_conflicts"][0] == {
+        "rel": "PURCHASED", "eid": "u1:i1", "stored_ts": 100, "stored_value": 1.0,
+        "given_ts": 100, "given_value": 1.5}
+    x = export_interactions(store, ["PURCHASED"])
+    got = {(x.user_ids[u], x.item_ids[i]): (int(t), float(v))
+           for u, i, t, v in zip(x.users, x.items, x.ts, x.value)}
+    assert got[("u1", "i1")] == (100, 1.0) and got[("u3", "i1")] == (500, 5.0)
+    assert got[("u2", "i1")][0] == 300
+    # The same events with the same values again: nothing to report.
+    again = ingest(store, source(tmp_path, PAIRS, ts=ts, value=value, name="c"))
+    assert again.already_present == 5 and again.conflicts == 0 and again.first_conflicts == []
+
+
+def test_cli_reports_changed_values_as_text_and_json(graph_server: EmbeddedServer,
+                                                    tmp_path: Path) -> None:
+    from shopgraph.cli.main import app
+
+    first, fixed = tmp_path / "ratings.txt", tmp_path / "fixed.txt"
+    first.write_text("u[/x]1 i:b:1 4\nu2 i2 3\n")
+    fixed.write_text("u[/x]1 i:b:1 5\nu2 i2 3\n")
+    runner = CliRunner()
+    with workspace_on(graph_server, tmp_path, "conflicts_cli") as ws:
+        assert runner.invoke(app, ["ingest", "ratings", str(first), "-w", str(ws.path)]
+                             ).exit_code == 0
+        text = runner.invoke(app, ["ingest", "ratings", str(fixed), "-w", str(ws.path)])
+        assert text.exit_code == 0, text.output
+        assert "1 event(s) already present with another ts or value were left unchanged" \
+            in text.output
+        assert "RATED 'u[/x]1:i%3Ab%3A1': stored ts None, value 4.0; given ts None, value 5.0" \
+            in text.output
+        as_json = runner.invoke(app, ["ingest", "ratings", str(fixed), "-w", str(ws.path),
+                                      "--batch-size", "100", "--json"])
+        assert as_json.exit_code == 0, as_json.output
+        summary = json.loads(as_json.stdout[as_json.stdout.index("{"):])
+        assert summary["conflicts"] == 1 and summary["already_present"] == 2
+        assert summary["first_conflicts"] == [
+            {"rel": "RATED", "eid": "u[/x]1:i%3Ab%3A1", "stored_ts": None, "stored_value": 4.0,
+             "given_ts": None, "given_value": 5.0}]
+
+
+# -- schema version (issue 11) ----------------------------------------------------------------
+
+def _set_version(store: GraphStore, version: int | None) -> None:
+    """Make the graph look written by another shopgraph: version ``version`` (None: none)."""
+
+    def work(tx: neo4j.Transaction) -> None:
+        tx.run("MATCH (m:ShopgraphMeta) DELETE m").consume()
+        if version is not None:
+            tx.run(cypher.META_WRITE, key=schema.META_SCHEMA_KEY, version=version).consume()
+
+    store.write(work)
+
+
+def test_first_ingest_records_the_schema_version(store: GraphStore, tmp_path: Path) -> None:
+    assert store.schema_version() is None
+    ingest(store, source(tmp_path, PAIRS))
+    assert store.schema_version() == schema.SCHEMA_VERSION == 2
+    assert "ShopgraphMeta" not in store.summary()["nodes"]
+    assert store.count_nodes("ShopgraphMeta") == 1
+
+
+@pytest.mark.parametrize("old", [None, 1])
+def test_older_graph_without_colons_or_percents_is_taken_over(store: GraphStore, tmp_path: Path,
+                                                              old: int | None) -> None:
+    ingest(store, source(tmp_path, PAIRS[:3], name="a"))
+    _set_version(store, old)
+    s = ingest(store, source(tmp_path, PAIRS, name="b"))
+    assert s.relationships_written == 2 and s.already_present == 3
+    assert store.schema_version() == 2
+    assert store.count_nodes("ShopgraphMeta") == 1
+
+
+@pytest.mark.parametrize("old, bad_id", [(None, "u:1"), (1, "50%")])
+def test_older_graph_with_ambiguous_ids_is_refused(store: GraphStore, tmp_path: Path,
+                                                   old: int | None, bad_id: str) -> None:
+    ingest(store, source(tmp_path, [(bad_id, "i1"), ("u2", "i1")], name="a"))
+    _set_version(store, old)
+    before = store.summary()
+    with pytest.raises(GraphStoreError) as err:
+        ingest(store, source(tmp_path, PAIRS, name="b"))
+    message = str(err.value)
+    assert "written with ambiguous event ids (ids containing ':' or '%'" in message
+    assert f"User id {bad_id!r}" in message and "re-ingest into a fresh database" in message
+    assert "\n" not in message
+    assert store.summary() == before and store.schema_version() == old
+
+
+def test_newer_graph_is_refused(store: GraphStore, tmp_path: Path) -> None:
+    _set_version(store, 3)
+    with pytest.raises(GraphStoreError, match="schema version 3, newer than this shopgraph"):
+        ingest(store, source(tmp_path, PAIRS))
+    assert store.summary() == {"nodes": {}, "relationships": {}}
+
+
+def test_sources_may_not_write_internal_labels(store: GraphStore, tmp_path: Path) -> None:
+    data = source(tmp_path, PAIRS)
+    data.nodes.append(NodeFrame("ShopgraphMeta", pd.DataFrame(
+        {"id": ["schema"], "version": [99], "_line": [1]})))
+    with pytest.raises(IngestError, match="ShopgraphMeta nodes are shopgraph's own"):
+        ingest(store, data)
+    assert store.schema_version() is None
+
+
+# -- writers colliding (issue 11) -------------------------------------------------------------
+
+def _duplicate_item(tx: neo4j.Transaction) -> None:
+    tx.run("CREATE (n:Item {id: $id})", id="i:[1]").consume()
+
+
+def test_a_real_duplicate_key_is_parsed(store: GraphStore) -> None:
+    store.ensure_schema()
+    store.write(_duplicate_item)
+    with pytest.raises(ConstraintError) as err:
+        store.write(_duplicate_item)
+    assert duplicate_key(err.value) == DuplicateKey("Item", "id", "i:[1]")
+
+
+def test_a_write_that_keeps_colliding_gives_up_with_one_line(store: GraphStore) -> None:
+    store.ensure_schema()
+    store.write(_duplicate_item)
+    seen: list[Exception] = []
+    with pytest.raises(GraphStoreError) as err:
+        store.write_retrying(_duplicate_item, "writing items", patience=0.5,
+                             retry_constraint=lambda exc: True, on_retry=seen.append)
+    assert len(seen) >= 2 and all(isinstance(e, ConstraintError) for e in seen)
+    message = str(err.value)
+    assert message.startswith("another writer is busy") and "\n" not in message
+    assert "run the same command again: it resumes" in message
+    # a violation that is no race is not retried
+    with pytest.raises(ConstraintError):
+        store.write_retrying(_duplicate_item, retry_constraint=lambda exc: False)
