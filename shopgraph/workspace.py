@@ -94,13 +94,12 @@ class Workspace:
 
         if self.db.embedded:
             server = self.server()
-            if not server.status().running:
-                if not start:
-                    from shopgraph.errors import ServerError
+            if not start and not server.status().running:
+                from shopgraph.errors import ServerError
 
-                    raise ServerError("the embedded graph server is not running; start it with "
-                                      f"`shopgraph db start --workspace {self.path}`")
-                server.start()
+                raise ServerError("the embedded graph server is not running; start it with "
+                                  f"`shopgraph db start --workspace {self.path}`")
+            server.ensure_running()  # under the server's lock: concurrent commands start it once
             server.ensure_database(self.db.database)
             self._store = GraphStore(server.uri, self.db.user or server.user, server.password(),
                                      self.db.database)

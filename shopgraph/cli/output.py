@@ -49,7 +49,8 @@ def progress_bar(description: str, quiet: bool = False
     if quiet:
         yield None
         return
-    with Progress(TextColumn("{task.description}", style="bold"), BarColumn(), MofNCompleteColumn(),
+    label = TextColumn("{task.description}", style="bold", markup=False)  # may hold a file name
+    with Progress(label, BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=err, transient=False) as progress:
         task = progress.add_task(description, total=None)
 

@@ -146,22 +146,33 @@ class EmbeddedServer:
             if current.running:
                 raise ServerError(f"ArcadeDB is already running for {self.root} (pid "
                                   f"{current.pid}, {current.uri}); use it, or stop it first")
-            spec = importlib.util.find_spec("arcadedb_embedded")  # not imported: it starts a JVM
-            locations = list(spec.submodule_search_locations or []) if spec else []
-            package = Path(locations[0] if locations else "/nonexistent")
-            if not os.access(package / "jre" / "bin" / "java", os.X_OK):
-                raise ServerError("the arcadedb-embedded package or its bundled Java runtime is "
-                                  "missing; run `pip install --force-reinstall arcadedb-embedded`")
-            self.password()
-            for _attempt in range(3):  # an automatically picked port may be taken meanwhile
-                bolt, http = self._pick_ports()
-                status = self._launch(package, bolt, http, timeout)
-                if status is not None or (self.bolt_port and self.http_port):
-                    break
-            if status is None:
-                raise ServerError(f"ports {bolt}/{http} were taken while ArcadeDB was starting; "
-                                  "try again or choose other ports")
-            return status
+            return self._start(timeout)
+
+    def ensure_running(self, timeout: float = 60.0) -> ServerStatus:
+        """Start the server unless it runs; safe when several processes ask at once (the
+        others wait under the lock until the first one's server answers)."""
+        with self._lock():
+            current = self.status()
+            return current if current.running else self._start(timeout)
+
+    def _start(self, timeout: float) -> ServerStatus:
+        """Launch the server and wait until it answers (the caller holds the lock)."""
+        spec = importlib.util.find_spec("arcadedb_embedded")  # not imported: it starts a JVM
+        locations = list(spec.submodule_search_locations or []) if spec else []
+        package = Path(locations[0] if locations else "/nonexistent")
+        if not os.access(package / "jre" / "bin" / "java", os.X_OK):
+            raise ServerError("the arcadedb-embedded package or its bundled Java runtime is "
+                              "missing; run `pip install --force-reinstall arcadedb-embedded`")
+        self.password()
+        for _attempt in range(3):  # an automatically picked port may be taken meanwhile
+            bolt, http = self._pick_ports()
+            status = self._launch(package, bolt, http, timeout)
+            if status is not None or (self.bolt_port and self.http_port):
+                break
+        if status is None:
+            raise ServerError(f"ports {bolt}/{http} were taken while ArcadeDB was starting; "
+                              "try again or choose other ports")
+        return status
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop the server (SIGTERM, SIGKILL after ``timeout``); False if it was not running."""

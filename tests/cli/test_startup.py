@@ -65,3 +65,21 @@ def test_error_text_is_never_read_as_markup(tmp_path: Path) -> None:
     result = _cli("report", "-w", str(tmp_path), "--results", str(bad))
     assert result.returncode == 1 and "MarkupError" not in result.stderr
     assert f"no results at {bad}" in " ".join(result.stderr.split())
+
+
+def test_progress_labels_are_text_not_markup_issue_11() -> None:
+    import io
+
+    from rich.console import Console
+
+    from shopgraph.cli import output
+
+    saved, shown = output.err, io.StringIO()
+    output.err = Console(file=shown, width=200, markup=False)
+    try:
+        with output.progress_bar("ingest d[red]x [/x]") as update:  # a folder's name
+            assert update is not None
+            update(1, 2)
+    finally:
+        output.err = saved
+    assert "ingest d[red]x [/x]" in shown.getvalue()

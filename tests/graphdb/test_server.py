@@ -179,7 +179,7 @@ def test_the_graph_is_readable_by_its_owner_only_issue_11(graph_server: Embedded
 
     graph_server.ensure_database("private")  # some database files written by the server
     seen = {"dirs": 0, "files": 0}
-    for folder, dirs, files in os.walk(graph_server.root):
+    for folder, _dirs, files in os.walk(graph_server.root):
         assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700, folder
         seen["dirs"] += 1
         for name in files:
