@@ -188,3 +188,24 @@ def test_the_graph_is_readable_by_its_owner_only_issue_11(graph_server: Embedded
             seen["files"] += 1
     assert seen["dirs"] >= 3 and seen["files"] >= 5
     assert (graph_server.root / "server.log").is_file()
+
+
+def test_two_commands_on_a_fresh_workspace_start_one_server_issue_11(tmp_path: Path) -> None:
+    """Both wait for the one server the first of them starts (under the server's lock)."""
+    import sys
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "shopgraph.toml").write_text('[db]\nheap = "1g"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPGRAPH_")}
+    command = [sys.executable, "-c", "from shopgraph.cli.main import run; run()", "summary",
+               "--json", "-w", str(ws)]
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env) for _ in range(2)]
+    try:
+        outs = [p.communicate(timeout=240) for p in procs]
+        for p, (_, err) in zip(procs, outs):
+            assert p.returncode == 0 and "error" not in err, err
+        assert len(_pids_under(ws / "graphdb")) == 1
+    finally:
+        EmbeddedServer(ws / "graphdb").stop()
