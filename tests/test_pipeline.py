@@ -4,6 +4,8 @@ skip-if-unchanged bookkeeping, a single step re-run, the report and the truth be
 from __future__ import annotations
 
 import json
+import os
+import signal
 from dataclasses import replace
 from pathlib import Path
 
@@ -85,8 +87,8 @@ def test_bad_configurations_are_refused(tmp_path: Path) -> None:
 
 
 def test_a_step_that_fails_is_not_recorded_and_runs_again_issue_10(tmp_path: Path) -> None:
-    """The graph server dies as the target step starts: the step fails (it is not a plan the
-    data could not support), nothing marks it done, and the next run runs it."""
+    """The graph server is killed as the target step starts: the step fails (it is not a plan
+    the data could not support), nothing marks it done, and the next run runs it."""
     shop = tmp_path / "shop"
     simulate(shop, users=300, items=100, interactions=6_000, seed=4)
     config = load_run_config(shop / "run.toml")
@@ -98,15 +100,17 @@ def test_a_step_that_fails_is_not_recorded_and_runs_again_issue_10(tmp_path: Pat
     ws = Workspace(folder)
     server = ws.server()
 
-    def stop_before_target(step: str, status: str, _: float) -> None:
+    def kill_before_target(step: str, status: str, _: float) -> None:
         seen.append((step, status))
-        if step == "heads":
-            server.stop()
+        if step == "heads":  # the server dies (SIGKILL) as the target step starts
+            pid = server.status().pid
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
 
     seen: list[tuple[str, str]] = []
     try:
         with pytest.raises(GraphStoreError, match="cannot reach|graph server"):
-            ws.run(config, on_step=stop_before_target)
+            ws.run(config, on_step=kill_before_target)
         ws.close()
         assert [s for s, _ in seen] == ["ingest", "train", "index", "heads"]
         state = json.loads((folder / "run" / "state.json").read_text())

@@ -12,7 +12,9 @@ from typer.testing import CliRunner
 
 from shopgraph.cli.main import app
 from shopgraph.graphdb.export import Interactions
+from shopgraph.graphdb.server import EmbeddedServer
 from shopgraph.workspace import Workspace
+from tests.conftest import workspace_on
 
 runner = CliRunner()
 
@@ -91,3 +93,12 @@ def test_remote_server_down_says_what_to_do(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "cannot reach the graph server at bolt://127.0.0.1:9" in result.stderr
     assert secret not in result.stderr + result.stdout
+
+
+def test_summary_json_of_an_empty_graph_is_json_issue_11(graph_server: EmbeddedServer,
+                                                           tmp_path: Path) -> None:
+    with workspace_on(graph_server, tmp_path, "emptysummary") as ws:
+        result = cli("summary", "--json", "-w", str(ws.path))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"nodes": {}, "relationships": {}}
+    assert "the graph is empty" in result.stderr
