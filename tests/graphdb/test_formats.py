@@ -1,5 +1,6 @@
-"""Tests for the ratings, Hillstrom, CDNOW and dunnhumby loaders: real-data counts (skipped when
-../shared/data is absent) and bad input on small files written to tmp_path."""
+"""Tests for the lightgcn, ratings, Hillstrom, CDNOW and dunnhumby loaders: real-data counts
+(skipped when ../shared/data is absent), bad input on small files written to tmp_path, and the
+shared helpers (event ids, quoting, encodings; issue 11)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ import pandas as pd
 import pytest
 
 from shopgraph.errors import IngestError
+from shopgraph.graphdb.formats import common
 from shopgraph.graphdb.formats.cdnow import load_cdnow
+from shopgraph.graphdb.formats.common import event_id, event_ids, quote, repeats
 from shopgraph.graphdb.formats.dunnhumby import load_dunnhumby
 from shopgraph.graphdb.formats.hillstrom import load_hillstrom
+from shopgraph.graphdb.formats.lightgcn import load_lightgcn
 from shopgraph.graphdb.formats.ratings import load_ratings
 from shopgraph.graphdb.frames import SourceData
 
@@ -389,3 +393,211 @@ def test_dunnhumby_missing_file_and_column(tmp_path: Path) -> None:
                  field="household_key")
     with pytest.raises(IngestError):
         load_dunnhumby(tmp_path / "nowhere")
+
+
+# --- shared helpers (issue 11) --------------------------------------------------------------
+
+def unescape(eid: str) -> list[str]:
+    return [p.replace("%3A", ":").replace("%25", "%") for p in eid.split(":")]
+
+
+def test_event_id_escapes_percent_and_colon_only_11() -> None:
+    assert event_id("u1", "i2") == "u1:i2" and event_id("00042", 7, "x") == "00042:7:x"
+    assert event_id("é中 Ω", "-_.") == "é中 Ω:-_."  # nothing else is touched
+    assert (event_id("a:b", "c"), event_id("a", "b:c")) == ("a%3Ab:c", "a:b%3Ac")
+    assert event_id("50%", "x") == "50%25:x"
+    assert event_id("a%3Ab", "c") == "a%253Ab:c" != event_id("a:b", "c")
+    parts = ["a:b", "%", "%3A", ":", "", "x%25:y"]
+    assert unescape(event_id(*parts)) == parts
+
+
+def test_event_ids_is_event_id_row_by_row_11() -> None:
+    users = pd.Series(["u1", "a:b", "a", "50%", "é"], index=[5, 6, 7, 8, 9])
+    items = pd.Series(["i", "c", "b:c", "%3A", "中"], index=[0, 1, 2, 3, 4])  # other index
+    nth = pd.Series(np.arange(5))
+    got = event_ids(users, items, "k:1", nth)
+    assert list(got.index) == [5, 6, 7, 8, 9]
+    assert got.tolist() == [event_id(u, i, "k:1", n) for u, i, n in
+                            zip(users, items, range(5))]
+    assert event_ids(pd.Series(["1", "2"]), pd.Series(["3", "4"])).tolist() == ["1:3", "2:4"]
+    with pytest.raises(ValueError):
+        event_ids("a", "b")
+
+
+def test_quote_cuts_long_values_11() -> None:
+    assert quote("abc") == "'abc'" and quote(42) == "'42'"
+    assert quote("x" * 40) == repr("x" * 40)
+    long = quote("y" * 10_000_000)
+    assert long == repr("y" * 40) + "…(10000000 chars)"
+
+
+def test_repeats_is_duplicated_even_when_hashes_collide_11(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    values = pd.Series(["a", "b", "a", "c", "b", "a", "d"], dtype="str")
+    want = values.duplicated(keep="first").tolist()
+    assert repeats(values).tolist() == want
+    assert repeats(values, slice_rows=2).tolist() == want
+    monkeypatch.setattr(pd.util, "hash_array", lambda v, **kw: np.zeros(len(v), np.uint64))
+    assert repeats(values).tolist() == want  # every hash equal: values decide
+    assert repeats(pd.Series([], dtype="str")).tolist() == []
+
+
+# --- lightgcn -------------------------------------------------------------------------------
+
+def test_lightgcn_small_file(tmp_path: Path) -> None:
+    p = write(tmp_path, "train.txt", "\ufeff1 10 11\n\n2\t10\r\n5\n007 7  8\n")
+    data = load_lightgcn(p, name="g")
+    e = edges(data, "INTERACTED")
+    assert list(e["eid"]) == ["1:10", "1:11", "2:10", "007:7", "007:8"]
+    assert list(e["_line"]) == [1, 1, 3, 5, 5] and e["ts"].isna().all()
+    assert list(nodes(data, "User")["id"]) == ["1", "2", "007"]  # no BOM in the first id
+    assert data.name == "g" and not data.problems
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 64])
+def test_lightgcn_chunks_change_nothing(tmp_path: Path, chunk: int,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "\ufeff1 10 11\n\n2 10 x\n3 30\n1 12 10\n4 40 41 42\n"
+    p = write(tmp_path, "train.txt", text)
+    whole = load_lightgcn(p, strict=False)
+    monkeypatch.setattr(common, "CHUNK_BYTES", chunk)
+    chunked = load_lightgcn(p, strict=False)
+    pd.testing.assert_frame_equal(edges(whole, "INTERACTED"), edges(chunked, "INTERACTED"))
+    assert [str(x) for x in whole.problems] == [str(x) for x in chunked.problems]
+    assert [(x.line, x.field) for x in chunked.problems] == [(3, "item[2]"), (5, "item")]
+
+
+@pytest.mark.parametrize("token, index", [("x", 1), ("١٢", 2), ("²", 0), ("-1", 1), ("1.5", 2),
+                                          ("٣", 1)])
+def test_lightgcn_ids_are_ascii_digits_11(tmp_path: Path, token: str, index: int) -> None:
+    fields = ["3", "30", "31"]
+    fields[index] = token
+    p = write(tmp_path, "train.txt", f"1 10\n2 20\n{' '.join(fields)}\n4 40\n")
+    field = "user" if index == 0 else f"item[{index}]"
+    err = expect_error(load_lightgcn, p, file=p, line=3, field=field)
+    assert repr(token) in str(err)
+    data = load_lightgcn(p, strict=False)
+    only_problem(data, p, 3, field)
+    assert list(edges(data, "INTERACTED")["eid"]) == ["1:10", "2:20", "4:40"]
+
+
+def test_lightgcn_same_pair_twice(tmp_path: Path) -> None:
+    p = write(tmp_path, "train.txt", "1 10 11\n2 10\n1 11 12\n")
+    expect_error(load_lightgcn, p, file=p, line=3, field="item")
+    data = load_lightgcn(p, strict=False)
+    only_problem(data, p, 3, "item")
+    assert list(edges(data, "INTERACTED")["eid"]) == ["1:10", "1:11", "2:10", "1:12"]
+
+
+def test_lightgcn_nothing_to_read(tmp_path: Path) -> None:
+    p = write(tmp_path, "train.txt", "1\n\n2\n")
+    expect_error(load_lightgcn, p, file=p, line=1, field="user")
+    assert load_lightgcn(p, strict=False).edges == []
+
+
+# --- echoes, encodings, BOMs (issue 11) -----------------------------------------------------
+
+GIANT = 10_000_000
+
+
+@pytest.mark.parametrize("loader, text, field", [
+    (load_lightgcn, "1 10\n2 9{giant}\n", "item[1]"),
+    (load_ratings, "u1 i1 1\nu2 i2 {giant}\n", "rating"),
+])
+def test_giant_bad_token_is_echoed_short_11(tmp_path: Path, loader, text: str,
+                                            field: str) -> None:
+    p = write(tmp_path, "t.txt", text.format(giant="x" * GIANT))
+    err = expect_error(loader, p, file=p, line=2, field=field)
+    assert len(str(err)) < 250 + len(str(p)), len(str(err))
+    assert "…(" in str(err) and "chars)" in str(err)
+    data = loader(p, strict=False)
+    assert len(data.problems) == 1 and len(data.problems[0].message) < 250
+
+
+@pytest.mark.parametrize("loader, raw, line, field, column", [
+    (load_lightgcn, b"1 10\n2 2\xff0\n3 30\n", 2, "item[1]", 4),
+    (load_lightgcn, b"1 10\n\xc32 20\n3 30\n", 2, "user", 1),
+    (load_ratings, b"u1 i1 1\nu2 i\xe92 1\nu3 i3 2\n", 2, "item", 5),
+    (load_ratings, b"\xef\xbb\xbfu\xff1 i1 1\nu2 i2 1\n", 1, "user", 5),  # BOM bytes count
+    (load_ratings, b"u1 i1 1\nu2 i2 1\xed\xa0\x80\n", 2, "rating", 8),  # a surrogate
+    (load_cdnow, b" 00001 19970101 1 1.00\n 0\xf10002 19970101 1 2.00\n 00003 19970101 1 3.00\n",
+     2, "customer_id", 3),
+])
+def test_not_utf8_names_file_line_field_and_column_11(tmp_path: Path, loader, raw: bytes,
+                                                      line: int, field: str,
+                                                      column: int) -> None:
+    p = tmp_path / "f.txt"
+    p.write_bytes(raw)
+    err = expect_error(loader, p, file=p, line=line, field=field)
+    assert f"column {column} (counted in bytes from 1)" in str(err) and "UTF-8" in str(err)
+    data = loader(p, strict=False)
+    only_problem(data, p, line, field)
+    assert len(data.edges[0].data) == raw.count(b"\n") - 1  # the other lines are read
+
+
+def test_not_utf8_in_csv_loaders_11(tmp_path: Path) -> None:
+    bad = H_ROWS[1].replace("Rural", "Rur\xe9l").encode("latin-1")
+    p = tmp_path / "h.csv"
+    p.write_bytes(H_HEADER.encode() + H_ROWS[0].encode() + b"\n" + bad + b"\n"
+                  + H_ROWS[2].encode() + b"\n")
+    err = expect_error(load_hillstrom, p, file=p, line=3, field="zip_code")
+    assert f"column {bad.index(0xE9) + 1} (counted in bytes from 1)" in str(err)
+    data = load_hillstrom(p, strict=False)
+    only_problem(data, p, 3, "zip_code")
+    assert list(nodes(data, "User")["id"]) == ["h1", "h3"]
+    header = tmp_path / "header.csv"
+    header.write_bytes(H_HEADER.replace("spend", "sp\xe9nd").encode("latin-1") + bad)
+    for strict in (True, False):
+        with pytest.raises(IngestError, match="header") as info:
+            load_hillstrom(header, strict=strict)
+        assert (info.value.file, info.value.line) == (str(header), 1)
+    (tmp_path / "d").mkdir()
+    folder = write_dunnhumby(tmp_path / "d")
+    red = folder / "coupon_redempt.csv"
+    red.write_bytes(b"household_key,day,coupon_upc,campaign\n7,12,100,1\n8,1\xff6,200,2\n")
+    expect_error(load_dunnhumby, folder, file=red, line=3, field="day")
+    only_problem(load_dunnhumby(folder, strict=False), red, 3, "day")
+
+
+def test_bom_is_not_part_of_the_first_id_11(tmp_path: Path) -> None:
+    r = edges(load_ratings(write(tmp_path, "r.txt", "\ufeffu1 i1 4\nu2 i2 5\n")), "RATED")
+    assert list(r["src"]) == ["u1", "u2"] and r["eid"].iloc[0] == "u1:i1"
+    c = edges(load_cdnow(write(tmp_path, "c.txt", "\ufeff" + C_HEADER + C_ROWS[0])), "PURCHASED")
+    assert list(c["eid"]) == ["00001:19970101:0"]
+    h = load_hillstrom(write(tmp_path, "h.csv", "\ufeff" + H_HEADER + H_ROWS[0]))
+    assert list(nodes(h, "User")["recency"]) == [10.0]
+    (tmp_path / "d").mkdir()
+    folder = write_dunnhumby(tmp_path / "d", campaign_desc="\ufeff" + D_FILES["campaign_desc.csv"])
+    assert list(nodes(load_dunnhumby(folder), "Campaign")["id"]) == ["1", "2"]
+
+
+def test_ids_with_colons_do_not_collide_11(tmp_path: Path) -> None:
+    p = write(tmp_path, "r.txt", "a:b c 1\na b:c 2\n50% x 3\n")
+    data = load_ratings(p)
+    assert not data.problems
+    assert list(edges(data, "RATED")["eid"]) == ["a%3Ab:c", "a:b%3Ac", "50%25:x"]
+    c = edges(load_cdnow(write(tmp_path, "c.txt", " a:1 19970101 1 1.00\n")), "PURCHASED")
+    assert list(c["eid"]) == ["a%3A1:19970101:0"] and list(c["src"]) == ["a:1"]
+    h = load_hillstrom(write(tmp_path, "h.csv", H_HEADER + "\n".join(H_ROWS)), campaign_id="c:1")
+    assert list(edges(h, "HELD_OUT")["eid"]) == ["c%3A1:h2:held_out"]
+    assert list(edges(h, "INCLUDES")["eid"]) == ["c%3A1:mens:includes", "c%3A1:womens:includes"]
+    assert list(nodes(h, "Offer")["id"]) == ["c:1:mens", "c:1:womens"]  # node ids as before
+
+
+@pytest.mark.parametrize("table, text, field", [
+    ("coupon", "coupon_upc,product_id,campaign\n100,500,1\n١٢,500,2\n200,500,2\n",
+     "coupon_upc"),
+    ("campaign_table", "description,household_key,campaign\nTypeA,7,1\nTypeA,²,1\n",
+     "household_key"),
+])
+def test_dunnhumby_ids_are_ascii_digits_11(tmp_path: Path, table: str, text: str,
+                                           field: str) -> None:
+    folder = write_dunnhumby(tmp_path, **{table: text})
+    p = folder / f"{table}.csv"
+    expect_error(load_dunnhumby, folder, file=p, line=3, field=field)
+    only_problem(load_dunnhumby(folder, strict=False), p, 3, field)
+
+
+def test_cdnow_dates_are_ascii_digits_11(tmp_path: Path) -> None:
+    p = write(tmp_path, "m.txt", C_ROWS[0] + "\n 00002 ١٩٩٧٠١١٢  1   1.00\n")
+    expect_error(load_cdnow, p, file=p, line=2, field="date")

@@ -179,7 +179,7 @@ def test_ragged_row(tmp_path: Path) -> None:
         load_tabular(write_shop(tmp_path, items=items))
     assert e.value.line == 4
     data = load_tabular(write_shop(tmp_path, items=items), strict=False)
-    assert [p.line for p in data.problems] == [4]
+    assert [(p.line, p.field) for p in data.problems] == [(4, "unit_price")]
     assert data.nodes[0].data[["id", "_line"]].values.tolist() == [["a", 2], ["c", 5]]
 
 
@@ -299,3 +299,80 @@ def test_missing_data_file_and_bad_toml(tmp_path: Path) -> None:
     with pytest.raises(IngestError, match="TOML") as e:
         read_mapping(path)
     assert e.value.line == 2
+
+
+# --- issue 11: event ids, encodings, echoed values ------------------------------------------
+
+def test_derived_eids_keep_fields_apart_11(tmp_path: Path) -> None:
+    views = "uid,sku,at\na\x1fb,c,1\na,b\x1fc,1\nu:1,50%,1\n"
+    path = write_shop(tmp_path, views=views)
+    path.write_text(path.read_text().replace('name = "myshop"', "create_missing = true"))
+    data = load_tabular(path)
+    eids = data.edges[1].data["eid"].tolist()
+    assert not data.problems and len(set(eids)) == 3
+    # ids without U+001E/U+001F hash as before (':' and '%' included): "<rel>:" + digest
+    key = "\x1f".join(["u:1", "50%", "1", ""])
+    assert eids[2] == "VIEWED:" + hashlib.sha256(key.encode()).hexdigest()[:20]
+    escaped = "\x1f".join(["a\x1e1b", "c", "1", ""])
+    assert eids[0] == "VIEWED:" + hashlib.sha256(escaped.encode()).hexdigest()[:20]
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_not_utf8_row_is_a_bad_row_11(tmp_path: Path, gz: bool) -> None:
+    raw = "sku,cat,unit_price\nk1,a,1\nk2,b\xe9,2\n\"k3\",\"c\nd\",3\nk4,\"xy\nz\xff\",4\nk5,e,5\n"
+    path = write_shop(tmp_path)
+    name = "items.csv.gz" if gz else "items.csv"
+    body = raw.encode("latin-1")
+    (tmp_path / name).write_bytes(gzip.compress(body) if gz else body)
+    path.write_text(path.read_text().replace('"items.csv"', f'"{name}"'))
+    with pytest.raises(IngestError) as e:
+        load_tabular(path)
+    assert (e.value.file, e.value.line, e.value.field) == (str(tmp_path / name), 3, "cat")
+    assert "column 5 (counted in bytes from 1)" in str(e.value)
+    data = load_tabular(path, strict=False)
+    assert [(p.line, p.field) for p in data.problems] == [(3, "cat"), (7, "cat")]
+    items = data.nodes[0].data
+    assert items["id"].tolist() == ["k1", "k3", "k5"]  # k4's bad byte is on its 2nd line
+    assert items["_line"].tolist() == [2, 4, 8]
+
+
+def test_not_utf8_header_11(tmp_path: Path) -> None:
+    path = write_shop(tmp_path)
+    (tmp_path / "items.csv").write_bytes(b"sku,c\xe9t,unit_price\nk1,a,1\n")
+    for strict in (True, False):
+        with pytest.raises(IngestError, match="header") as e:
+            load_tabular(path, strict=strict)
+        assert (e.value.file, e.value.line) == (str(tmp_path / "items.csv"), 1)
+    (tmp_path / "items.csv").write_bytes(b"\xef\xbb\xbfsku,cat,unit_price\n" + b"k,a,1\n" * 40_000
+                                         + b"k9,\xff,1\n")  # far beyond pandas' first buffer
+    with pytest.raises(IngestError) as e:
+        load_tabular(path)
+    assert (e.value.line, e.value.field) == (40_002, "cat")
+
+
+def test_long_values_are_echoed_short_11(tmp_path: Path) -> None:
+    giant = "9" * 10 + "x" * 5_000_000
+    path = write_shop(tmp_path, items=f"sku,cat,unit_price\nk1,a,{giant}\n")
+    with pytest.raises(IngestError) as e:
+        load_tabular(path)
+    assert e.value.field == "unit_price" and len(str(e.value)) < 300 + len(str(path))
+    assert "…(5000010 chars)" in str(e.value)
+    path = write_shop(tmp_path, items=f"sku,cat,unit_price\n{giant},a,1\n{giant},b,2\n")
+    with pytest.raises(IngestError, match="duplicate") as e:
+        load_tabular(path)
+    assert len(str(e.value)) < 300 + len(str(path))
+    for bad in ({"nodes": [{"label": "L" * 100_000, "file": "i.csv", "id": "x"}]},
+                {"nodes": [{"label": "Item", "file": "i.csv", "id": "x",
+                            "properties": {"p" * 100_000: "c"}}]},
+                {"k" * 100_000: 1}):
+        with pytest.raises(IngestError) as e:
+            mapping_from_dict(bad, tmp_path)
+        assert len(str(e.value)) < 500
+
+
+@pytest.mark.parametrize("price", ["١٢", "²", "٣.٥"])
+def test_numbers_are_ascii_digits_11(tmp_path: Path, price: str) -> None:
+    path = write_shop(tmp_path, items=f"sku,cat,unit_price\nk1,a,1\nk2,b,{price}\n")
+    with pytest.raises(IngestError) as e:
+        load_tabular(path)
+    assert (e.value.line, e.value.field) == (3, "unit_price")

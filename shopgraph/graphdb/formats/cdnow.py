@@ -11,8 +11,11 @@ Graph mapping: the log has no item ids, so every row is one ``PURCHASED`` relati
 ``User`` (id = the zero-padded customer id as written, e.g. ``"00001"``) to the single catalogue
 ``Item`` ``"cdnow:any"`` ("any CD"), with ``value`` = dollar value, ``quantity`` = number of CDs
 and ``ts`` = the date's UTC midnight in epoch seconds. Several rows can share a customer and date,
-so the event id is ``"<customer>:<yyyymmdd>:<n>"``, ``n`` being the 0-based occurrence index of
-the row within its (customer, date) in file order.
+so the event id is ``event_id(customer, yyyymmdd, n)`` = ``"<customer>:<yyyymmdd>:<n>"`` (a
+``%`` or ``:`` inside the customer id escaped as ``%25`` / ``%3A``; see
+:mod:`~shopgraph.graphdb.formats.common`), ``n`` being the 0-based occurrence index of the row
+within its (customer, date) in file order. Dates are eight ASCII digits. A UTF-8 BOM before the
+first field is dropped; a line that is not UTF-8 is a bad row.
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ from shopgraph.errors import IngestError
 from shopgraph.graphdb.formats.common import (
     RowSink,
     check_width,
+    event_ids,
     nodes_from_ids,
     numeric_column,
     read_fields,
     require_columns,
     require_file,
+    shorten,
 )
 from shopgraph.graphdb.frames import EdgeFrame, NodeFrame, SourceData
 
@@ -49,7 +54,7 @@ def _layout(fields: pd.DataFrame, f: str) -> tuple[tuple[str, ...], pd.DataFrame
         require_columns(header, MASTER, f)
         if n != len(MASTER):
             raise IngestError(f"expected the header {' '.join(MASTER)}", file=f,
-                              line=int(first["_line"]), field=str(first[n - 1]))
+                              line=int(first["_line"]), field=shorten(first[n - 1]))
         return MASTER, fields.iloc[1:]
     if n == len(MASTER):
         return MASTER, fields
@@ -72,7 +77,7 @@ def load_cdnow(path: str | Path, *, strict: bool = True) -> SourceData:
     p = require_file(path)
     f = str(p)
     sink = RowSink(p, strict)
-    fields = read_fields(p)
+    fields = read_fields(p, sink, MASTER)
     data = SourceData("cdnow", [p], options={"format": "cdnow"})
     if fields.empty:
         sink.bad(1, "customer_id", "no purchases found in the file")
@@ -83,7 +88,7 @@ def load_cdnow(path: str | Path, *, strict: bool = True) -> SourceData:
     user_col = names[0]
     # occurrence index before any row is dropped, so a skipped bad row shifts no event id
     df["_nth"] = df.groupby([user_col, "date"], sort=False).cumcount().to_numpy()
-    df = sink.bad_mask(df, ~df["date"].str.fullmatch(r"\d{8}"), "date",
+    df = sink.bad_mask(df, ~df["date"].str.fullmatch(r"[0-9]{8}"), "date",
                        "expected a date written YYYYMMDD")
     day = pd.to_datetime(df["date"], format="%Y%m%d", errors="coerce")
     df = sink.bad_mask(df, day.isna(), "date", "not a calendar date")
@@ -99,7 +104,8 @@ def load_cdnow(path: str | Path, *, strict: bool = True) -> SourceData:
     data.problems = sink.problems
     day = day.loc[df.index]
     out = pd.DataFrame({"src": df[user_col].astype(str).to_numpy(), "dst": ITEM_ID})
-    out["eid"] = out["src"] + ":" + df["date"].to_numpy() + ":" + df["_nth"].astype(str).to_numpy()
+    out["eid"] = event_ids(out["src"], pd.Series(df["date"].to_numpy()),
+                           pd.Series(df["_nth"].to_numpy()))
     out["ts"] = pd.array(((day - _EPOCH) // pd.Timedelta(seconds=1)).to_numpy(), dtype="Int64")
     out["value"] = df["dollar_value"].to_numpy(dtype=np.float64)
     out["quantity"] = df["number_of_cds"].to_numpy(dtype=np.int64)

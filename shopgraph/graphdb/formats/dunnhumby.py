@@ -19,7 +19,10 @@ Graph mapping:
   so ``ts = day * 86400`` orders events but is not a real date.
 
 A campaign or (coupon, campaign) that is not defined in ``campaign_desc.csv`` / ``coupon.csv`` is
-an unknown id: a bad row. Campaign exposures have no time (``ts`` missing).
+an unknown id: a bad row. Campaign exposures have no time (``ts`` missing). Every id column holds
+ASCII digits only (``'١٢'`` is a bad row), so the ids above are built by
+:func:`~shopgraph.graphdb.formats.common.event_id` without ever needing its escapes. A UTF-8 BOM
+before a header is dropped; a line that is not UTF-8 is a bad row.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ import pandas as pd
 from shopgraph.errors import IngestError
 from shopgraph.graphdb.formats.common import (
     RowSink,
+    event_ids,
+    missing_ts,
     nodes_from_ids,
     numeric_column,
     read_csv_rows,
@@ -61,8 +66,8 @@ def _read(folder: Path, name: str, sink: RowSink) -> pd.DataFrame:
     df = read_csv_rows(folder / name, FILES[name], sink)
     for col in ID_COLUMNS:
         if col in df:
-            df = sink.bad_mask(df, ~df[col].str.fullmatch(r"\d+"), col,
-                               "expected a non-negative integer id")
+            df = sink.bad_mask(df, ~df[col].str.fullmatch(r"[0-9]+"), col,
+                               "expected a non-negative integer id (ASCII digits 0-9)")
     return df
 
 
@@ -74,7 +79,7 @@ def _unknown(df: pd.DataFrame, mask: pd.Series, col: str, what: str, sink: RowSi
 def _edges(src: pd.Series, dst: pd.Series, eid: pd.Series, lines: pd.Series,
            ts: pd.Series | None = None) -> pd.DataFrame:
     out = pd.DataFrame({"src": src.to_numpy(), "dst": dst.to_numpy(), "eid": eid.to_numpy()})
-    out["ts"] = pd.array([pd.NA] * len(out) if ts is None else ts.to_numpy(), dtype="Int64")
+    out["ts"] = missing_ts(len(out)) if ts is None else pd.array(ts.to_numpy(), dtype="Int64")
     out["value"] = np.nan
     out["_line"] = lines.to_numpy(dtype=np.int64)
     return out
@@ -114,7 +119,7 @@ def load_dunnhumby(folder: str | Path, *, strict: bool = True) -> SourceData:
     coupon = _unknown(coupon, ~coupon["campaign"].isin(camp_type.index), "campaign",
                       "the campaign is not in campaign_desc.csv", sink)
     coupon = coupon.drop_duplicates(["campaign", "coupon_upc", "product_id"])
-    coupon["offer"] = coupon["campaign"] + ":" + coupon["coupon_upc"]
+    coupon["offer"] = event_ids(coupon["campaign"], coupon["coupon_upc"])
 
     sink = sinks["campaign_table.csv"]
     table = _read(d, "campaign_table.csv", sink)
@@ -122,20 +127,20 @@ def load_dunnhumby(folder: str | Path, *, strict: bool = True) -> SourceData:
                      "the campaign is not in campaign_desc.csv", sink)
     table = sink.bad_mask(table, table["description"] != table["campaign"].map(camp_type),
                           "description", "differs from the campaign's type in campaign_desc.csv")
-    table["eid"] = table["campaign"] + ":" + table["household_key"] + ":exposed"
+    table["eid"] = event_ids(table["campaign"], table["household_key"], "exposed")
     table = sink.bad_mask(table, table["eid"].duplicated(), "household_key",
                           "the household is listed twice for this campaign")
 
     sink = sinks["coupon_redempt.csv"]
     red = _read(d, "coupon_redempt.csv", sink)
     # the repeat index is taken before any row is dropped, so skipping one shifts no event id
-    key = (red["campaign"] + ":" + red["household_key"] + ":" + red["coupon_upc"] + ":"
-           + red["day"])
-    red["eid"] = key + ":" + key.groupby(key, sort=False).cumcount().astype(str)
+    key = event_ids(red["campaign"], red["household_key"], red["coupon_upc"], red["day"])
+    red["eid"] = event_ids(red["campaign"], red["household_key"], red["coupon_upc"], red["day"],
+                           key.groupby(key, sort=False).cumcount())
     red = numeric_column(red, "day", sink, kind="int")
     red = _unknown(red, ~red["campaign"].isin(camp_type.index), "campaign",
                    "the campaign is not in campaign_desc.csv", sink)
-    red["offer"] = red["campaign"] + ":" + red["coupon_upc"]
+    red["offer"] = event_ids(red["campaign"], red["coupon_upc"])
     red = _unknown(red, ~red["offer"].isin(coupon["offer"]), "coupon_upc",
                    "this coupon is not in coupon.csv for this campaign", sink)
 
@@ -170,7 +175,8 @@ def load_dunnhumby(folder: str | Path, *, strict: bool = True) -> SourceData:
         EdgeFrame("INCLUDES", _edges(first["campaign"], first["offer"], first["offer"],
                                      first["_line"]), files["coupon.csv"]),
         EdgeFrame("APPLIES_TO", _edges(coupon["offer"], coupon["product_id"],
-                                       coupon["offer"] + ":" + coupon["product_id"],
+                                       event_ids(coupon["campaign"], coupon["coupon_upc"],
+                                                 coupon["product_id"]),
                                        coupon["_line"]), files["coupon.csv"]),
         EdgeFrame("EXPOSED", _edges(table["household_key"], table["campaign"], table["eid"],
                                     table["_line"]), files["campaign_table.csv"]),

@@ -11,9 +11,11 @@ Graph mapping:
   ``HELD_OUT`` (User -> Campaign); ``visit == 1``: ``VISITED``; ``conversion == 1``: ``CONVERTED``
   (User -> Campaign, ``value`` = spend). Every relationship carries ``arm`` = the segment text.
 
-Event ids are ``"<campaign_id>:<user>:<kind>"`` with kind ``received``, ``held_out``,
-``visited`` or ``converted`` (``"<campaign_id>:<arm>:includes"`` for ``INCLUDES``); the file
-has no times, so ``ts`` is missing.
+Event ids are ``event_id(campaign_id, user, kind)`` = ``"<campaign_id>:<user>:<kind>"`` with kind
+``received``, ``held_out``, ``visited`` or ``converted`` (``"<campaign_id>:<arm>:includes"`` for
+``INCLUDES``); a ``%`` or ``:`` inside the campaign id is escaped as ``%25`` / ``%3A`` (see
+:mod:`~shopgraph.graphdb.formats.common`). The file has no times, so ``ts`` is missing. A UTF-8
+BOM before the header is dropped; a line that is not UTF-8 is a bad row.
 """
 
 from __future__ import annotations
@@ -23,7 +25,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from shopgraph.graphdb.formats.common import RowSink, numeric_column, read_csv_rows, require_file
+from shopgraph.graphdb.formats.common import (
+    RowSink,
+    event_id,
+    event_ids,
+    missing_ts,
+    numeric_column,
+    read_csv_rows,
+    require_file,
+)
 from shopgraph.graphdb.frames import EdgeFrame, NodeFrame, SourceData
 
 COLUMNS = ("recency", "history_segment", "history", "mens", "womens", "zip_code", "newbie",
@@ -38,8 +48,8 @@ def _edges(df: pd.DataFrame, mask: pd.Series, dst: pd.Series | str, kind: str, c
     sub = df.loc[mask]
     out = pd.DataFrame({"src": sub["id"].to_numpy()})
     out["dst"] = dst if isinstance(dst, str) else dst.loc[mask].to_numpy()
-    out["eid"] = cid + ":" + out["src"] + ":" + kind
-    out["ts"] = pd.array([pd.NA] * len(out), dtype="Int64")
+    out["eid"] = event_ids(cid, out["src"], kind)
+    out["ts"] = missing_ts(len(out))
     out["value"] = np.nan if value is None else value.loc[mask].to_numpy(dtype=np.float64)
     out["arm"] = sub["segment"].to_numpy()
     out["_line"] = sub["_line"].to_numpy()
@@ -89,8 +99,9 @@ def load_hillstrom(path: str | Path, *, strict: bool = True,
     offers = pd.DataFrame({"id": list(offer_ids.values()), "name": list(offer_ids),
                            "type": "informational", "channels": "email", "_line": 0})
     includes = pd.DataFrame({"src": campaign_id, "dst": offers["id"],
-                             "eid": offers["id"] + ":includes",
-                             "ts": pd.array([pd.NA] * 2, dtype="Int64"), "value": np.nan,
+                             "eid": [event_id(campaign_id, key, "includes")
+                                     for key in ARMS.values()],
+                             "ts": missing_ts(2), "value": np.nan,
                              "_line": 0})
     treated = df["segment"].isin(list(ARMS))
     data.nodes = [NodeFrame("Campaign", campaign, f), NodeFrame("Offer", offers, f),

@@ -3,9 +3,22 @@
 
 Graph mapping: every line is one ``RATED`` relationship (or the type given as ``rel``) from a
 ``User`` to an ``Item``, both created from their ids alone; ``value`` is the rating as a float and
-``ts`` is missing (the format has no time). The event id is ``"<user>:<item>"``, so the same pair
-read from any split (train, valid, test) is the same event; a pair seen twice in one file is a
-bad row. Blank lines are ignored; line numbers in problems are the file's physical lines.
+``ts`` is missing (the format has no time). Ids are any text without whitespace. The event id is
+``event_id(user, item)``: ``"<user>:<item>"`` with ``%`` and ``:`` inside an id escaped as ``%25``
+and ``%3A`` (see :mod:`~shopgraph.graphdb.formats.common`), so the same pair read from any split
+(train, valid, test) is the same event and no two pairs share one; a pair seen twice in one file is
+a bad row. Blank lines are ignored; line numbers in problems are the file's physical lines. A
+UTF-8 BOM before the first id is dropped; a line that is not UTF-8 is a bad row.
+
+Memory: the file is read a chunk of whole lines at a time (:data:`common.CHUNK_BYTES`, 1 MiB; a
+longer line is read whole), and each chunk becomes Arrow-backed string columns and NumPy arrays
+before the next is read: no Python object per token outlives its chunk. The bound: the output
+frames plus O(one chunk) plus about 25 bytes per row for the duplicate check
+(:func:`common.repeats`) plus the hash tables of the distinct ids behind the node frames
+(about 100 bytes per distinct id), whatever the file size. :meth:`SourceData.validate` then adds
+pandas' ``duplicated()`` on the event ids, about 100 bytes per row today. Measured on a 200 MB
+file of 7.8 M rows with distinct users, peak RSS: 2.2 GB without the validation, 3.0 GB with it
+(before streaming: 4.3 GB and 5.0 GB).
 """
 
 from __future__ import annotations
@@ -18,10 +31,13 @@ import pandas as pd
 from shopgraph.graphdb import schema
 from shopgraph.graphdb.formats.common import (
     RowSink,
-    check_width,
+    concat_chunks,
+    event_ids,
+    iter_text_chunks,
+    missing_ts,
     nodes_from_ids,
-    numeric_column,
-    read_fields,
+    quote,
+    repeats,
     require_file,
 )
 from shopgraph.graphdb.frames import EdgeFrame, SourceData
@@ -29,9 +45,47 @@ from shopgraph.graphdb.frames import EdgeFrame, SourceData
 FIELDS = ("user", "item", "rating")
 
 
+def _field(i: int) -> str:
+    return FIELDS[min(i, len(FIELDS) - 1)]
+
+
+def _chunk(first: int, lines: list[str], sink: RowSink) -> pd.DataFrame | None:
+    """The (src, dst, eid, value, _line) rows of one chunk of lines; bad lines go to ``sink``."""
+    users: list[str] = []
+    items: list[str] = []
+    ratings: list[str] = []
+    linenos: list[int] = []
+    bad: list[tuple[int, str, str]] = []
+    k = len(FIELDS)
+    for i, text in enumerate(lines):
+        parts = text.split()
+        if len(parts) == k:
+            users.append(parts[0])
+            items.append(parts[1])
+            ratings.append(parts[2])
+            linenos.append(first + i)
+        elif parts:
+            bad.append((first + i, _field(len(parts)),
+                        f"expected {k} fields ({' '.join(FIELDS)}), got {len(parts)}"))
+    value = pd.to_numeric(np.asarray(ratings, dtype=object), errors="coerce").astype(np.float64)
+    ok = np.isfinite(value)
+    for j in np.flatnonzero(~ok):
+        what = "a number" if np.isnan(value[j]) else "a finite number"
+        bad.append((linenos[j], "rating", f"expected {what}, got {quote(ratings[j])}"))
+    sink.bad_rows(bad)
+    if not ok.any():
+        return None
+    keep = np.flatnonzero(ok)
+    src = pd.Series(np.asarray(users, dtype=object)[keep], dtype="str")
+    dst = pd.Series(np.asarray(items, dtype=object)[keep], dtype="str")
+    return pd.DataFrame({"src": src, "dst": dst, "eid": event_ids(src, dst),
+                         "value": value[keep],
+                         "_line": np.asarray(linenos, dtype=np.int64)[keep]})
+
+
 def load_ratings(path: str | Path, *, strict: bool = True, rel: str = "RATED",
                  name: str | None = None) -> SourceData:
-    """Parse a ``user item rating`` file.
+    """Parse a ``user item rating`` file, a chunk of lines at a time.
 
     Args:
         path: the file.
@@ -47,22 +101,19 @@ def load_ratings(path: str | Path, *, strict: bool = True, rel: str = "RATED",
                          f"{', '.join(schema.USER_ITEM_TYPES)}")
     p = require_file(path)
     sink = RowSink(p, strict)
-    df = check_width(read_fields(p), FIELDS, sink)
-    df = numeric_column(df, "rating", sink)
-    df = sink.bad_mask(df, ~np.isfinite(df["rating"]), "rating", "expected a finite number")
-    dup = df.duplicated(["user", "item"], keep="first")
-    df = sink.bad_mask(df, dup, "item", "the same (user, item) pair appears twice")
+    chunks = [df for first, lines in iter_text_chunks(p, sink, _field)
+              if (df := _chunk(first, lines, sink)) is not None]
     data = SourceData(name or p.parent.name, [p], options={"format": "ratings", "rel": rel})
-    if df.empty:
+    if not chunks:
         sink.bad(1, "user", "no ratings found in the file")
         data.problems = sink.problems
         return data
-    out = pd.DataFrame({"src": df["user"].astype(str).to_numpy(),
-                        "dst": df["item"].astype(str).to_numpy()})
-    out["eid"] = out["src"] + ":" + out["dst"]
-    out["ts"] = pd.array([pd.NA] * len(out), dtype="Int64")
-    out["value"] = df["rating"].to_numpy(dtype=np.float64)
-    out["_line"] = df["_line"].to_numpy(dtype=np.int64)
+    df = concat_chunks(chunks)
+    df = sink.bad_mask(df, pd.Series(repeats(df["eid"]), index=df.index), "item",
+                       "the same (user, item) pair appears twice")
+    df = df.reset_index(drop=True)
+    df["ts"] = missing_ts(len(df))
+    out = df[["src", "dst", "eid", "ts", "value", "_line"]]
     data.problems = sink.problems
     data.nodes = [nodes_from_ids("User", out["src"], str(p)),
                   nodes_from_ids("Item", out["dst"], str(p))]

@@ -18,10 +18,15 @@ File paths are relative to the mapping file (or to ``base_dir`` for a dict)::
     ts = "ordered_at"          # epoch seconds or ISO-8601 (naive = UTC)
     value = "amount"
 
-Ids are kept as written ("00042" stays). Without ``eid`` the event id is ``"<rel>:"`` +
-sha256(src, dst, ts, value)[:20]: identical rows are one event, so a repeat is a duplicate
-(strict: error; else skipped and reported). ``_line``: the CSV line (header = 1) or Parquet row
-(from 1). Edge ends absent from the node tables are no error here: ingest checks the graph.
+Ids are kept as written ("00042" stays). Without ``eid`` the event id is
+``event_id(rel, digest)`` = ``"<rel>:<digest>"``, the digest being the first 20 hex digits of the
+SHA-256 of src, dst, ts and value joined by U+001F, in which a U+001E or U+001F inside src or dst
+is written U+001E "0" / U+001E "1" so that no two rows' fields run together (ids without those two
+control characters hash exactly as in earlier versions). Identical rows are one event, so a
+repeat is a duplicate (strict: error; else skipped and reported). ``_line``: the CSV line
+(header = 1) or Parquet row (from 1). Edge ends absent from the node tables are no error here:
+ingest checks the graph. CSV files are UTF-8 (a BOM is dropped); a line that is not is a bad row
+named by line, column and byte position. Values quoted in messages are cut to a short prefix.
 """
 
 from __future__ import annotations
@@ -42,7 +47,18 @@ from pandas.api.types import is_numeric_dtype as is_num
 
 from shopgraph.errors import IngestError
 from shopgraph.graphdb import schema
-from shopgraph.graphdb.formats.common import RowSink, nodes_from_ids, require_columns, require_file
+from shopgraph.graphdb.formats.common import (
+    RowSink,
+    csv_utf8_errors,
+    event_id,
+    missing_ts,
+    nodes_from_ids,
+    quote,
+    read_csv_text,
+    require_columns,
+    require_file,
+    shorten,
+)
 from shopgraph.graphdb.frames import EDGE_COLUMNS, EdgeFrame, NodeFrame, SourceData
 
 SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
@@ -56,7 +72,8 @@ _NULLS = ("", "na", "n/a", "nan", "null", "none")  # missing, in typed columns (
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 _EXPECT = {float: "a number", int: "an integer", bool: "true/false/1/0/yes/no",
            "ts": "epoch seconds or an ISO-8601 date"}
-_CSV = {"dtype": str, "keep_default_na": False, "na_values": [""], "encoding": "utf-8-sig"}
+_CSV: dict[str, Any] = {"dtype": str, "keep_default_na": False, "na_values": [""]}
+_ESCAPE_KEY = str.maketrans({"\x1e": "\x1e0", "\x1f": "\x1e1"})  # the digest's field separator
 
 
 @dataclass(frozen=True)
@@ -99,12 +116,13 @@ def mapping_from_dict(d: dict[str, Any], base_dir: str | Path,
 
     def keys_ok(tab: dict[str, Any], allowed: Sequence[str], where: str) -> None:
         extra = next(iter(sorted(set(tab) - set(allowed))), "")
-        need(not extra, where + extra, f"unknown key {extra!r}; allowed: {', '.join(allowed)}")
+        need(not extra, where + shorten(extra),
+             f"unknown key {quote(extra)}; allowed: {', '.join(allowed)}")
 
     def text(tab: dict[str, Any], key: str, where: str) -> str:
         v = tab.get(key)
         need(isinstance(v, str) and v, f"{where}.{key}", f"{key} must be a non-empty string, "
-             f"got {v!r}" if key in tab else f"{where} needs the key {key!r}")
+             f"got {quote(v)}" if key in tab else f"{where} needs the key {key!r}")
         assert isinstance(v, str)  # need() raised otherwise
         return v
 
@@ -122,9 +140,9 @@ def mapping_from_dict(d: dict[str, Any], base_dir: str | Path,
             keys_ok(tab, keys, where + ".")
             typ, file = text(tab, tkey, where), text(tab, "file", where)
             need(typ in allowed, f"{where}.{tkey}",
-                 f"unknown {tkey} {typ!r}; allowed: {', '.join(allowed)}")
+                 f"unknown {tkey} {quote(typ)}; allowed: {', '.join(allowed)}")
             need(file.lower().endswith(SUFFIXES), f"{where}.file",
-                 f"{file!r} is not one of {', '.join(SUFFIXES)}")
+                 f"{quote(file)} is not one of {', '.join(SUFFIXES)}")
             cols = {k: text(tab, k, where) for k in keys[2:-1]
                     if k in tab or k in ("id", "src", "dst")}
             props = tab.get("properties", {})
@@ -133,8 +151,8 @@ def mapping_from_dict(d: dict[str, Any], base_dir: str | Path,
             known = schema.NODE_PROPERTIES[typ] if kind == "nodes" else _EDGE_PROPS
             for p in props:
                 hint = " (use the ts/value keys)" if p in ("ts", "value") else ""
-                need(p in known, f"{where}.properties.{p}",
-                     f"{typ} has no property {p!r}{hint}; allowed: {', '.join(known)}")
+                need(p in known, f"{where}.properties.{shorten(p)}",
+                     f"{typ} has no property {quote(p)}{hint}; allowed: {', '.join(known)}")
                 text(props, p, f"{where}.properties")
             tables.append(Table(kind, typ, Path(base_dir) / file, {**cols, **props}))
             norm[kind].append({tkey: typ, "file": Path(file).as_posix(), **cols,
@@ -150,7 +168,8 @@ def read_mapping(path: str | Path) -> Mapping:
         d = tomllib.loads(p.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         m = re.search(r"line (\d+)", str(e))
-        raise IngestError(f"not a valid TOML file: {e}", file=str(p), line=m and int(m[1])) from e
+        raise IngestError(f"not a valid TOML file: {shorten(e, 200)}", file=str(p),
+                          line=m and int(m[1])) from e
     return mapping_from_dict(d, p.parent, p)
 
 
@@ -179,11 +198,12 @@ def load_tabular(mapping: str | Path | dict[str, Any] | Mapping, *, strict: bool
             raise IngestError("no such file; check the mapping", file=str(t.file))
         try:
             csv = t.file.name.lower().endswith(SUFFIXES[:2])
-            header = (pd.read_csv(t.file, nrows=0, **_CSV) if csv
+            header = (_csv_header(t.file) if csv
                       else pd.DataFrame(columns=pq.read_schema(t.file).names))
-        except (ValueError, OSError, UnicodeDecodeError) as e:
+        except (ValueError, OSError) as e:
             if t.file.stat().st_size:  # an empty file is reported as a bad row below
-                raise IngestError(f"unreadable: {e}", file=str(t.file), line=1) from e
+                raise IngestError(f"unreadable: {shorten(e, 200)}", file=str(t.file),
+                                  line=1) from e
         else:
             require_columns(header, list(t.columns.values()), str(t.file))
     folder = (src.parent if (src := mapping.source) else Path(base_dir or ".")).resolve()
@@ -209,6 +229,15 @@ def load_tabular(mapping: str | Path | dict[str, Any] | Mapping, *, strict: bool
     return data
 
 
+def _csv_header(path: Path) -> pd.DataFrame:
+    """The CSV's columns (an empty frame); a header line that is not UTF-8 raises."""
+    try:
+        return pd.read_csv(path, nrows=0, encoding="utf-8-sig", **_CSV)
+    except UnicodeDecodeError:  # pandas decodes more than the header: is the header the culprit?
+        csv_utf8_errors(path, RowSink(path, strict=False), stop=1)
+    return pd.read_csv(path, nrows=0, encoding="utf-8-sig", encoding_errors="replace", **_CSV)
+
+
 def _read(path: Path, sink: RowSink, key: str) -> pd.DataFrame | None:
     """The file's rows with ``_line``, or None (reported) when it has no data rows."""
     df = None
@@ -218,17 +247,24 @@ def _read(path: Path, sink: RowSink, key: str) -> pd.DataFrame | None:
     elif path.stat().st_size:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", pd.errors.ParserWarning)
-            df = pd.read_csv(path, skip_blank_lines=False, on_bad_lines="warn", **_CSV)
+            df, not_utf8 = read_csv_text(path, sink, skip_blank_lines=False,
+                                         on_bad_lines="warn", **_CSV)
         # pandas numbers records, not lines: skip the records it dropped, add line breaks
         skipped = sorted({int(m.group(1)) for w in caught
                           for m in re.finditer(r"line (\d+)", str(w.message))})
         rec = np.setdiff1d(np.arange(2, len(df) + len(skipped) + 2), skipped).astype(np.int64)
         nl = sum(df[c].str.count("\n").fillna(0) for c in df.columns).to_numpy(np.int64)
         cum = np.concatenate([[0], np.cumsum(nl)])
+        last = str(df.columns[-1]) if len(df.columns) else ""
         df["_line"] = rec + cum[:-1]
-        for r in skipped:
-            sink.bad(int(r + cum[np.searchsorted(rec, r)]), "",
-                     f"wrong number of fields; the header has {len(df.columns) - 1}")
+        sink.bad_rows([(int(r + cum[np.searchsorted(rec, r)]), last,
+                        f"wrong number of fields; the header has {len(df.columns) - 1}")
+                       for r in skipped if int(r + cum[np.searchsorted(rec, r)]) not in not_utf8])
+        if not_utf8:  # drop the rows that span a line that is not UTF-8 (already reported)
+            start = df["_line"].to_numpy()
+            row = np.searchsorted(start, sorted(not_utf8), side="right") - 1
+            row = row[(row >= 0) & (np.asarray(sorted(not_utf8)) <= start[row] + nl[row])]
+            df = df.drop(index=df.index[np.unique(row)])
         df = df.loc[~df.drop(columns="_line").isna().all(axis=1)]  # blank lines
     if df is None or df.empty:
         sink.bad(1, key, "the file has no data rows")
@@ -267,8 +303,16 @@ def _convert(out: pd.DataFrame, raw: pd.DataFrame, target: str, col: str, kind: 
     out = out.assign(**{target: conv})
     for i in out.index[bad][: 1 if sink.strict else None]:
         sink.bad(int(out.at[i, "_line"]), col, f"empty {what}; every row needs one"
-                 if kind == "id" else f"{what}: expected {_EXPECT[kind]}, got {str(s.at[i])!r}")
+                 if kind == "id" else f"{what}: expected {_EXPECT[kind]}, got {quote(s.at[i])}")
     return out.loc[~bad]
+
+
+def _key_part(ids: pd.Series) -> pd.Series:
+    """Ids as a field of the digest's key: U+001E and U+001F escaped, anything else as is."""
+    ids = ids.astype("string")
+    if ids.str.contains("[\x1e\x1f]", regex=True).any():
+        ids = ids.map(lambda s: s.translate(_ESCAPE_KEY), na_action="ignore").astype("string")
+    return ids
 
 
 def _drop_dups(out: pd.DataFrame, key: str, sink: RowSink, col: str, what: str) -> pd.DataFrame:
@@ -276,7 +320,8 @@ def _drop_dups(out: pd.DataFrame, key: str, sink: RowSink, col: str, what: str) 
     first = out.loc[~dup].set_index(key)["_line"] if dup.any() else None
     for i, k in out.loc[dup, key].iloc[: 1 if sink.strict else None].items():
         assert first is not None  # set whenever there is a duplicate
-        sink.bad(int(out.at[i, "_line"]), col, f"duplicate {what} {k!r} (first on line {first[k]})")
+        sink.bad(int(out.at[i, "_line"]), col,
+                 f"duplicate {what} {quote(k)} (first on line {first[k]})")
     return out.loc[~dup]
 
 
@@ -291,14 +336,15 @@ def _frame(t: Table, df: pd.DataFrame, sink: RowSink) -> pd.DataFrame:
     if t.kind == "nodes":
         out = _drop_dups(out, "id", sink, c["id"], f"{t.type} id")
         return out[["id", *props, "_line"]].reset_index(drop=True)
-    out = out.assign(**{k: v for k, v in (("ts", pd.array([pd.NA] * len(out), dtype="Int64")),
-                                          ("value", np.nan)) if k not in c})
+    out = out.assign(**{k: v for k, v in (("ts", missing_ts(len(out))), ("value", np.nan))
+                        if k not in c})
     if "eid" in c:
         out = _drop_dups(out, "eid", sink, c["eid"], f"{t.type} event id")
     else:
-        keys = (out["src"] + "\x1f" + out["dst"] + "\x1f" + out["ts"].astype("string").fillna("")
-                + "\x1f" + out["value"].astype("string").fillna(""))  # floats as repr()
-        out = out.assign(eid=[f"{t.type}:" + hashlib.sha256(k.encode()).hexdigest()[:20]
+        keys = (_key_part(out["src"]) + "\x1f" + _key_part(out["dst"]) + "\x1f"
+                + out["ts"].astype("string").fillna("") + "\x1f"
+                + out["value"].astype("string").fillna(""))  # floats as repr()
+        out = out.assign(eid=[event_id(t.type, hashlib.sha256(k.encode()).hexdigest()[:20])
                               for k in keys])
         out = _drop_dups(out, "eid", sink, c["src"], f"{t.type} event (a row with the same "
                          f"{c['src']}, {c['dst']}, ts and value is the same event), derived id")
