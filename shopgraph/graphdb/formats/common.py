@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from shopgraph.errors import IngestError
-from shopgraph.graphdb.frames import NodeFrame, Problem
+from shopgraph.graphdb.frames import EdgeFrame, NodeFrame, Problem, SourceData
 
 #: bytes of whole lines read at a time by the line-based readers (a longer line is read whole)
 CHUNK_BYTES = 1 << 20
@@ -428,3 +428,29 @@ def read_csv_rows(p: Path, columns: Sequence[str], sink: RowSink) -> pd.DataFram
     df["_line"] = lines[~np.isin(lines, [line for line, _ in skipped])]
     blank = (df[list(columns)] == "").all(axis=1) | df["_line"].isin(list(not_utf8))
     return df.loc[~blank]
+
+
+def user_item_source(p: Path, sink: RowSink, chunks: list[pd.DataFrame], *, fmt: str,
+                     rel: str, name: str | None, nothing: str, duplicate: str) -> SourceData:
+    """The source of a line-based user -> item loader: one ``rel`` relationship per row of its
+    chunks (``src, dst, eid, _line`` and, where the format has one, ``value``), users and items
+    as nodes. A repeated event id is a bad row (``duplicate``), no row at all is a bad file
+    (``nothing``)."""
+    data = SourceData(name or p.parent.name, [p], options={"format": fmt, "rel": rel})
+    if not chunks:
+        sink.bad(1, "user", nothing)
+        data.problems = sink.problems
+        return data
+    df = concat_chunks(chunks)
+    df = sink.bad_mask(df, pd.Series(repeats(df["eid"]), index=df.index), "item", duplicate)
+    df = df.reset_index(drop=True)
+    df["ts"] = missing_ts(len(df))
+    if "value" not in df:
+        df["value"] = np.full(len(df), np.nan)
+    df = df[["src", "dst", "eid", "ts", "value", "_line"]]
+    data.problems = sink.problems
+    data.nodes = [nodes_from_ids("User", df["src"], str(p)),
+                  nodes_from_ids("Item", df["dst"], str(p))]
+    data.edges = [EdgeFrame(rel, df, str(p))]
+    data.validate()
+    return data

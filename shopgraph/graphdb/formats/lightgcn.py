@@ -32,16 +32,13 @@ import pandas as pd
 from shopgraph.graphdb.formats.common import (
     ASCII_INT,
     RowSink,
-    concat_chunks,
     event_ids,
     iter_text_chunks,
-    missing_ts,
-    nodes_from_ids,
     quote,
-    repeats,
     require_file,
+    user_item_source,
 )
-from shopgraph.graphdb.frames import EdgeFrame, SourceData
+from shopgraph.graphdb.frames import SourceData
 
 #: a line of ASCII-digit tokens (``\s`` is the whitespace ``str.split`` splits on)
 _ALL_INTS = re.compile(r"\s*[0-9]+(?:\s+[0-9]+)*\s*")
@@ -100,20 +97,6 @@ def load_lightgcn(path: str | Path, *, strict: bool = True, rel: str = "INTERACT
     sink = RowSink(p, strict)
     chunks = [df for first, lines in iter_text_chunks(p, sink, _field)
               if (df := _chunk(first, lines, sink)) is not None]
-    if not chunks:
-        sink.bad(1, "user", "no interactions found in the file")
-        return SourceData(name or p.parent.name, [p], problems=sink.problems)
-    df = concat_chunks(chunks)
-    df = sink.bad_mask(df, pd.Series(repeats(df["eid"]), index=df.index), "item",
-                       "the same item appears twice for this user")
-    df = df.reset_index(drop=True)
-    df["ts"] = missing_ts(len(df))
-    df["value"] = np.full(len(df), np.nan)
-    df = df[["src", "dst", "eid", "ts", "value", "_line"]]
-    data = SourceData(name or p.parent.name, [p], problems=sink.problems,
-                      options={"format": "lightgcn", "rel": rel})
-    data.nodes = [nodes_from_ids("User", df["src"], str(p)),
-                  nodes_from_ids("Item", df["dst"], str(p))]
-    data.edges = [EdgeFrame(rel, df, str(p))]
-    data.validate()
-    return data
+    return user_item_source(p, sink, chunks, fmt="lightgcn", rel=rel, name=name,
+                            nothing="no interactions found in the file",
+                            duplicate="the same item appears twice for this user")

@@ -31,16 +31,13 @@ import pandas as pd
 from shopgraph.graphdb import schema
 from shopgraph.graphdb.formats.common import (
     RowSink,
-    concat_chunks,
     event_ids,
     iter_text_chunks,
-    missing_ts,
-    nodes_from_ids,
     quote,
-    repeats,
     require_file,
+    user_item_source,
 )
-from shopgraph.graphdb.frames import EdgeFrame, SourceData
+from shopgraph.graphdb.frames import SourceData
 
 FIELDS = ("user", "item", "rating")
 
@@ -103,20 +100,6 @@ def load_ratings(path: str | Path, *, strict: bool = True, rel: str = "RATED",
     sink = RowSink(p, strict)
     chunks = [df for first, lines in iter_text_chunks(p, sink, _field)
               if (df := _chunk(first, lines, sink)) is not None]
-    data = SourceData(name or p.parent.name, [p], options={"format": "ratings", "rel": rel})
-    if not chunks:
-        sink.bad(1, "user", "no ratings found in the file")
-        data.problems = sink.problems
-        return data
-    df = concat_chunks(chunks)
-    df = sink.bad_mask(df, pd.Series(repeats(df["eid"]), index=df.index), "item",
-                       "the same (user, item) pair appears twice")
-    df = df.reset_index(drop=True)
-    df["ts"] = missing_ts(len(df))
-    out = df[["src", "dst", "eid", "ts", "value", "_line"]]
-    data.problems = sink.problems
-    data.nodes = [nodes_from_ids("User", out["src"], str(p)),
-                  nodes_from_ids("Item", out["dst"], str(p))]
-    data.edges = [EdgeFrame(rel, out, str(p))]
-    data.validate()
-    return data
+    return user_item_source(p, sink, chunks, fmt="ratings", rel=rel, name=name,
+                            nothing="no ratings found in the file",
+                            duplicate="the same (user, item) pair appears twice")
