@@ -14,6 +14,7 @@ and validates them on the way; ingest then writes the frames in batches. Columns
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,13 +35,69 @@ class NodeFrame:
     file: str = ""
 
 
-@dataclass
-class EdgeFrame:
-    """Relationships of one type."""
+#: produces a streamed frame's rows, a chunk at a time (a fresh pass over the file per call)
+ChunkReader = Callable[[], Iterator[pd.DataFrame]]
 
-    rel: str
-    data: pd.DataFrame
-    file: str = ""
+
+class EdgeFrame:
+    """Relationships of one type: held in memory (``data``), or streamed from a file.
+
+    A streamed frame (``reader`` given) holds no rows: :meth:`chunks` reads them again, a chunk
+    at a time, each time it is called, and ``rows`` says how many there are. Its loader has
+    validated every chunk already, and every end id of a streamed frame is among the source's
+    own nodes. Reading :attr:`data` of a streamed frame concatenates all its chunks (memory in
+    proportion to the file: for tests and small files; ingest uses :meth:`chunks`).
+
+    Args:
+        rel: the relationship type.
+        data: the rows (in-memory frames).
+        file: the input file's name, for messages.
+        reader: the streamed rows' chunk reader.
+        rows: the number of rows ``reader`` yields in all.
+    """
+
+    def __init__(self, rel: str, data: pd.DataFrame | None = None, file: str = "", *,
+                 reader: ChunkReader | None = None, rows: int = 0) -> None:
+        if (data is None) == (reader is None):
+            raise ValueError("an EdgeFrame takes either data or a reader")
+        self.rel, self.file = rel, file
+        self._data, self._reader, self._rows = data, reader, rows
+
+    def __repr__(self) -> str:
+        how = "streamed" if self.streamed else "in memory"
+        return f"EdgeFrame({self.rel}, {self.rows} rows {how}, file={self.file!r})"
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the rows are read from the file on demand."""
+        return self._reader is not None
+
+    @property
+    def rows(self) -> int:
+        """Number of relationships."""
+        return len(self._data) if self._data is not None else self._rows
+
+    @property
+    def data(self) -> pd.DataFrame:
+        """All rows as one frame (a streamed frame reads and concatenates its chunks)."""
+        if self._data is not None:
+            return self._data
+        parts = list(self.chunks())
+        if not parts:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in (*EDGE_COLUMNS, "_line")})
+        return pd.concat(parts, ignore_index=True)
+
+    @data.setter
+    def data(self, value: pd.DataFrame) -> None:
+        self._data, self._reader = value, None
+
+    def chunks(self) -> Iterator[pd.DataFrame]:
+        """The rows, a chunk at a time (an in-memory frame is one chunk)."""
+        if self._reader is None:
+            assert self._data is not None
+            yield self._data
+        else:
+            yield from self._reader()
 
     @property
     def src_label(self) -> str:
@@ -91,7 +148,7 @@ class SourceData:
         for nf in self.nodes:
             _check_node_frame(nf)
         for ef in self.edges:
-            _check_edge_frame(ef)
+            check_edge_frame(ef)
 
 
 def _fail(frame_file: str, df: pd.DataFrame, mask: pd.Series, fieldname: str, msg: str) -> None:
@@ -120,8 +177,10 @@ def _check_node_frame(nf: NodeFrame) -> None:
         _fail(nf.file, df, dup, "id", f"duplicate {nf.label} id {ids[dup].iloc[0]!r}")
 
 
-def _check_edge_frame(ef: EdgeFrame) -> None:
+def check_edge_frame(ef: EdgeFrame) -> None:
     schema.rel(ef.rel)
+    if ef.streamed:
+        return  # its loader validated every chunk as it read the file
     df = ef.data
     missing = [c for c in (*EDGE_COLUMNS, "_line") if c not in df]
     if missing:

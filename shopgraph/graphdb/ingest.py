@@ -5,6 +5,8 @@ and resumable.
   looked up (in the source's own nodes, then in the graph). An unknown id raises in strict mode
   and is skipped and reported otherwise. The graph's schema version is checked (and recorded in
   a new graph) by :meth:`GraphStore.ensure_schema`.
+* A streamed relationship frame (the line loaders') is read from its file a chunk at a time
+  and cut into the same batches as if it were in memory; only one batch is held.
 * Writes are ``UNWIND`` batches, one transaction each. Every transaction also appends its batch
   key to an ``IngestLog`` node named after the source's fingerprint (file hashes, options,
   batch size), so batch and ledger entry commit together or not at all. A re-run skips the
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -131,8 +133,7 @@ class IngestSummary:
 class _Batch:
     key: str
     frame: NodeFrame | EdgeFrame
-    start: int
-    stop: int
+    rows: pd.DataFrame  # the batch's slice of the frame
 
 
 def source_fingerprint(data: SourceData, batch_size: int) -> str:
@@ -166,6 +167,8 @@ def check_references(store: GraphStore, data: SourceData, strict: bool) -> None:
     for nf in data.nodes:
         own.setdefault(nf.label, set()).update(_unique_ids(nf.data["id"]))
     for ef in data.edges:
+        if ef.streamed:
+            continue  # its ends are the source's own nodes (see EdgeFrame)
         for col, lab in (("src", ef.src_label), ("dst", ef.dst_label)):
             outside = _unique_ids(ef.data[col]) - own.get(lab, set())
             if not outside:
@@ -186,21 +189,48 @@ def check_references(store: GraphStore, data: SourceData, strict: bool) -> None:
             ef.data = ef.data.loc[~bad]
 
 
-def _plan(data: SourceData, batch_size: int) -> list[_Batch]:
-    plan: list[_Batch] = []
+def _slices(frame: NodeFrame | EdgeFrame, batch_size: int) -> Iterator[tuple[int, pd.DataFrame]]:
+    """``(first row, rows)`` of each batch of ``frame``; a streamed frame is read a chunk at a
+    time and cut at the same row numbers as if it were in memory."""
+    if isinstance(frame, NodeFrame) or not frame.streamed:
+        df = frame.data
+        for start in range(0, len(df), batch_size):
+            yield start, df.iloc[start:start + batch_size]
+        return
+    start, waiting = 0, []
+    held = 0
+    for chunk in frame.chunks():
+        waiting.append(chunk)
+        held += len(chunk)
+        if held < batch_size:
+            continue
+        buf = pd.concat(waiting, ignore_index=True) if len(waiting) > 1 else waiting[0]
+        cut = held - held % batch_size
+        for k in range(0, cut, batch_size):
+            yield start + k, buf.iloc[k:k + batch_size]
+        start += cut
+        waiting = [buf.iloc[cut:]] if cut < held else []
+        held -= cut
+    if held:
+        yield start, pd.concat(waiting, ignore_index=True) if len(waiting) > 1 else waiting[0]
+
+
+def _plan(data: SourceData, batch_size: int) -> Iterator[_Batch]:
+    """The batches of ``data`` in write order: nodes first; keys name frame and first row."""
     groups: tuple[tuple[str, Sequence[NodeFrame | EdgeFrame]], ...] = (
         ("n", data.nodes), ("e", data.edges))
     for tag, frames in groups:
         for fi, frame in enumerate(frames):
-            for start in range(0, len(frame.data), batch_size):
-                stop = min(start + batch_size, len(frame.data))
-                plan.append(_Batch(f"{tag}{fi}:{start}", frame, start, stop))
-    return plan
+            for start, rows in _slices(frame, batch_size):
+                yield _Batch(f"{tag}{fi}:{start}", frame, rows)
 
 
-def node_rows(frame: NodeFrame, start: int, stop: int) -> list[dict[str, Any]]:
+def _rows(frame: NodeFrame | EdgeFrame) -> int:
+    return len(frame.data) if isinstance(frame, NodeFrame) else frame.rows
+
+
+def node_rows(part: pd.DataFrame) -> list[dict[str, Any]]:
     """Parameter rows ``{id, p}`` for a slice of a node frame; missing properties left out."""
-    part = frame.data.iloc[start:stop]
     props = [c for c in part.columns if c not in ("id", "_line")]
     ids = part["id"].astype(str).tolist()
     if not props:
@@ -214,9 +244,8 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def edge_rows(frame: EdgeFrame, start: int, stop: int) -> list[dict[str, Any]]:
+def edge_rows(part: pd.DataFrame) -> list[dict[str, Any]]:
     """Parameter rows ``{s, d, e, t, v[, p]}`` for a slice of an edge frame."""
-    part = frame.data.iloc[start:stop]
     ts = part["ts"].astype("Int64")
     t = [None if m else int(x) for x, m in zip(ts.to_numpy(dtype="int64", na_value=0),
                                                 ts.isna().to_numpy())]
@@ -224,7 +253,7 @@ def edge_rows(frame: EdgeFrame, start: int, stop: int) -> list[dict[str, Any]]:
     v = [None if np.isnan(x) else x for x in value.tolist()]
     cols = {"s": part["src"].astype(str).tolist(), "d": part["dst"].astype(str).tolist(),
             "e": part["eid"].astype(str).tolist(), "t": t, "v": v}
-    extra = _extra_edge_props(frame)
+    extra = _extra_edge_props(part)
     if extra:
         records = part[extra].astype(object).where(part[extra].notna(), None).to_dict("records")
         cols["p"] = [{k: _plain(x) for k, x in r.items() if x is not None} for r in records]
@@ -232,9 +261,8 @@ def edge_rows(frame: EdgeFrame, start: int, stop: int) -> list[dict[str, Any]]:
     return [dict(zip(keys, row)) for row in zip(*cols.values())]
 
 
-def _extra_edge_props(frame: EdgeFrame) -> list[str]:
-    return [c for c in frame.data.columns if c in schema.REL_PROPERTIES and c not in ("ts",
-                                                                                       "value")]
+def _extra_edge_props(part: pd.DataFrame) -> list[str]:
+    return [c for c in part.columns if c in schema.REL_PROPERTIES and c not in ("ts", "value")]
 
 
 def _missing(x: Any) -> bool:
@@ -285,7 +313,7 @@ class _Writer:
     def nodes(self, batch: _Batch) -> None:
         frame = batch.frame
         assert isinstance(frame, NodeFrame)
-        rows = node_rows(frame, batch.start, batch.stop)
+        rows = node_rows(batch.rows)
         with_props = any(row["p"] for row in rows)
         query = cypher.nodes(cypher.MERGE_NODES if with_props else cypher.MERGE_NODE_IDS,
                              frame.label)
@@ -302,8 +330,8 @@ class _Writer:
     def edges(self, batch: _Batch) -> None:
         frame = batch.frame
         assert isinstance(frame, EdgeFrame)
-        rows = edge_rows(frame, batch.start, batch.stop)
-        extra = bool(_extra_edge_props(frame))
+        rows = edge_rows(batch.rows)
+        extra = bool(_extra_edge_props(batch.rows))
         fast = cypher.edges(cypher.CREATE_EDGES, frame.rel, extra)
 
         def work(tx: neo4j.Transaction) -> int:
@@ -376,7 +404,7 @@ class _Writer:
             for found in self.store.query(query, what=f"checking {frame.rel} event ids",
                                           eid=eid):
                 if (found["s"], found["d"]) != (row["s"], row["d"]):
-                    line = frame.data["_line"].iloc[batch.start + index[eid]]
+                    line = batch.rows["_line"].iloc[index[eid]]
                     raise IngestError(
                         f"event id {eid[:60]!r} already belongs to a {frame.rel} relationship "
                         f"between other nodes ({str(found['s'])[:40]!r} -> "
@@ -424,12 +452,12 @@ def ingest(store: GraphStore, data: SourceData, *, batch_size: int = 10_000,
     summary = IngestSummary(data.name, source, problems=list(data.problems))
     done = store.query(cypher.LEDGER_READ, source=source)
     done_keys = set(done[0]["done"] or []) if done else set()
-    plan = _plan(data, batch_size)
-    summary.batches = len(plan)
-    total = sum(b.stop - b.start for b in plan)
+    frames: list[NodeFrame | EdgeFrame] = [*data.nodes, *data.edges]
+    total = sum(_rows(f) for f in frames)
+    summary.batches = sum(-(-_rows(f) // batch_size) for f in frames)
     writer = _Writer(store, source, summary)
     rows_done = 0
-    for index, batch in enumerate(plan):
+    for index, batch in enumerate(_plan(data, batch_size)):
         if batch.key in done_keys:
             summary.batches_already_done += 1
         else:
@@ -439,9 +467,9 @@ def ingest(store: GraphStore, data: SourceData, *, batch_size: int = 10_000,
                 else:
                     writer.edges(batch)
             except GraphStoreError as exc:
-                raise GraphStoreError(f"{exc} -- {index} of {len(plan)} batches are committed; "
-                                      "run the same ingest again to resume") from exc
-        rows_done += batch.stop - batch.start
+                raise GraphStoreError(f"{exc} -- {index} of {summary.batches} batches are "
+                                      "committed; run the same ingest again to resume") from exc
+        rows_done += len(batch.rows)
         if on_progress:
             on_progress(rows_done, total)
     summary.seconds = time.perf_counter() - started

@@ -389,3 +389,39 @@ def test_a_write_that_keeps_colliding_gives_up_with_one_line(store: GraphStore) 
     # a violation that is no race is not retried
     with pytest.raises(ConstraintError):
         store.write_retrying(_duplicate_item, retry_constraint=lambda exc: False)
+
+
+def test_streamed_file_is_cut_into_the_same_batches_as_in_memory(tmp_path: Path) -> None:
+    """A streamed frame's batch keys (the ledger's) are those of the same rows in memory, so
+    an ingest interrupted before streaming resumes with it; small chunks force the regrouping."""
+    from shopgraph.graphdb.formats import common
+    from shopgraph.graphdb.frames import EdgeFrame
+    from shopgraph.graphdb.ingest import _plan
+
+    path = tmp_path / "train.txt"
+    path.write_text("".join(f"{u} " + " ".join(str(i) for i in range(u % 7 + 1)) + "\n"
+                            for u in range(200)))
+    chunk_bytes = common.CHUNK_BYTES
+    common.CHUNK_BYTES = 64  # a chunk of a line or two
+    try:
+        data = load_lightgcn(path)
+        assert data.edges[0].streamed and len(list(data.edges[0].chunks())) > 20
+        streamed = [(b.key, b.rows.iloc[:, 0].tolist()) for b in _plan(data, 37)]
+        data.edges = [EdgeFrame("INTERACTED", data.edges[0].data, str(path))]
+        assert not data.edges[0].streamed
+        in_memory = [(b.key, b.rows.iloc[:, 0].tolist()) for b in _plan(data, 37)]
+    finally:
+        common.CHUNK_BYTES = chunk_bytes
+    assert streamed == in_memory and sum(len(e) for _, e in streamed) > 2 * 37
+
+
+def test_file_changed_between_reading_and_writing_is_an_error(store: GraphStore,
+                                                              tmp_path: Path) -> None:
+    path = tmp_path / "train.txt"
+    path.write_text("1 2 3\n4 5\n")
+    data = load_lightgcn(path)
+    with open(path, "a") as fh:
+        fh.write("6 7\n")
+    with pytest.raises(IngestError, match="the file changed after it was read"):
+        ingest(store, data)
+    assert store.count_rels("INTERACTED") == 0

@@ -10,15 +10,15 @@ and ``%3A`` (see :mod:`~shopgraph.graphdb.formats.common`), so the same pair rea
 a bad row. Blank lines are ignored; line numbers in problems are the file's physical lines. A
 UTF-8 BOM before the first id is dropped; a line that is not UTF-8 is a bad row.
 
-Memory: the file is read a chunk of whole lines at a time (:data:`common.CHUNK_BYTES`, 1 MiB; a
-longer line is read whole), and each chunk becomes Arrow-backed string columns and NumPy arrays
-before the next is read: no Python object per token outlives its chunk. The bound: the output
-frames plus O(one chunk) plus about 25 bytes per row for the duplicate check
-(:func:`common.repeats`) plus the hash tables of the distinct ids behind the node frames
-(about 100 bytes per distinct id), whatever the file size. :meth:`SourceData.validate` then adds
-pandas' ``duplicated()`` on the event ids, about 100 bytes per row today. Measured on a 200 MB
-file of 7.8 M rows with distinct users, peak RSS: 2.2 GB without the validation, 3.0 GB with it
-(before streaming: 4.3 GB and 5.0 GB).
+Memory: the events are streamed (:func:`common.user_item_source`). Loading reads the file once,
+a chunk of whole lines at a time (:data:`common.CHUNK_BYTES`, 1 MiB; a longer line is read
+whole), to find the bad and repeated rows and the distinct ids; ingest reads it again, a chunk at
+a time, and writes it in batches. What stays in memory is the distinct user and item ids (about
+150 bytes each) plus O(one chunk), whatever the number of events; the event-id hashes for the
+duplicate check wait in scratch files (16 bytes an event on disk). Measured on lightgcn files
+(dev-2c, peak RSS growth while loading and reading every chunk): 20 MB, 3 M pairs, 0.53 M ids:
+210 MB; 100 MB, 15 M pairs, 0.59 M ids: 270 MB (the in-memory loader needed about 100 bytes a
+pair for the frames alone, 2.8 GB for a 200 MB file).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from shopgraph.graphdb import schema
 from shopgraph.graphdb.formats.common import (
     RowSink,
     event_ids,
-    iter_text_chunks,
     quote,
     require_file,
     user_item_source,
@@ -98,8 +97,6 @@ def load_ratings(path: str | Path, *, strict: bool = True, rel: str = "RATED",
                          f"{', '.join(schema.USER_ITEM_TYPES)}")
     p = require_file(path)
     sink = RowSink(p, strict)
-    chunks = [df for first, lines in iter_text_chunks(p, sink, _field)
-              if (df := _chunk(first, lines, sink)) is not None]
-    return user_item_source(p, sink, chunks, fmt="ratings", rel=rel, name=name,
+    return user_item_source(p, sink, _chunk, _field, fmt="ratings", rel=rel, name=name,
                             nothing="no ratings found in the file",
                             duplicate="the same (user, item) pair appears twice")
