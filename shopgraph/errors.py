@@ -1,4 +1,26 @@
-"""The exceptions shopgraph raises. Each message says what was wrong and what to do next."""
+"""The exceptions shopgraph raises. Each message says what was wrong and what to do next; a
+value from the user's data is shown through :func:`quote`, cut to a short prefix."""
+
+#: characters of a value that messages show before cutting it
+QUOTE_LIMIT = 40
+
+
+def shorten(text: object, limit: int = QUOTE_LIMIT) -> str:
+    """``text`` as a string of at most ``limit`` characters, plus ``…(N chars)`` when cut."""
+    s = str(text)
+    return s if len(s) <= limit else f"{s[:limit]}…({len(s)} chars)"
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``value`` quoted for a message (``repr`` of its text), cut after ``limit`` characters.
+
+    A 10 MB token thus costs a message about 60 characters, not 10 MB.
+
+    >>> quote("x" * 100)
+    "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'…(100 chars)"
+    """
+    s = str(value)
+    return repr(s) if len(s) <= limit else f"{s[:limit]!r}…({len(s)} chars)"
 
 
 class ShopgraphError(Exception):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from shopgraph.errors import IngestError
+from shopgraph.errors import IngestError, quote
 from shopgraph.graphdb import schema
 
 EDGE_COLUMNS = ("src", "dst", "eid", "ts", "value")
@@ -174,7 +174,7 @@ def _check_node_frame(nf: NodeFrame) -> None:
         _fail(nf.file, df, empty, "id", f"empty {nf.label} id; every row needs one")
     dup = ids.duplicated(keep="first")
     if dup.any():
-        _fail(nf.file, df, dup, "id", f"duplicate {nf.label} id {ids[dup].iloc[0]!r}")
+        _fail(nf.file, df, dup, "id", f"duplicate {nf.label} id {quote(ids[dup].iloc[0])}")
 
 
 def check_edge_frame(ef: EdgeFrame) -> None:
@@ -196,5 +196,5 @@ def check_edge_frame(ef: EdgeFrame) -> None:
     dup = df["eid"].duplicated(keep="first")
     if dup.any():
         _fail(ef.file, df, dup, "eid",
-              f"duplicate event {df['eid'][dup].iloc[0]!r}: the same {ef.rel} event appears "
+              f"duplicate event {quote(df['eid'][dup].iloc[0])}: the same {ef.rel} event appears "
               "twice; remove the copy or ingest without --strict to skip it")

@@ -42,7 +42,7 @@ import pandas as pd
 from neo4j.exceptions import ConstraintError
 
 from shopgraph.artifacts import file_sha256, fingerprint
-from shopgraph.errors import GraphStoreError, IngestError
+from shopgraph.errors import GraphStoreError, IngestError, quote
 from shopgraph.graphdb import cypher, schema
 from shopgraph.graphdb.frames import EdgeFrame, NodeFrame, Problem, SourceData
 from shopgraph.graphdb.store import GraphStore, duplicate_key
@@ -68,7 +68,7 @@ class ValueConflict:
     given_value: float | None
 
     def __str__(self) -> str:
-        return (f"{self.rel} {self.eid!r}: stored ts {self.stored_ts}, value "
+        return (f"{self.rel} {quote(self.eid)}: stored ts {self.stored_ts}, value "
                 f"{self.stored_value}; given ts {self.given_ts}, value {self.given_value}")
 
     def as_dict(self) -> dict[str, Any]:
@@ -178,13 +178,13 @@ def check_references(store: GraphStore, data: SourceData, strict: bool) -> None:
                 continue
             bad = ef.data[col].astype(str).isin(missing)
             first = ef.data.loc[bad].iloc[0]
-            message = (f"unknown {lab} id {first[col]!r} ({int(bad.sum())} row(s) refer to "
+            message = (f"unknown {lab} id {quote(first[col])} ({int(bad.sum())} row(s) refer to "
                        f"{len(missing)} unknown {lab} id(s)); ingest the {lab} nodes first")
             if strict:
                 raise IngestError(message + ", or ingest without --strict to skip these rows",
                                   file=ef.file or None, line=int(first["_line"]), field=col)
             data.problems.extend(
-                Problem(ef.file, int(line), col, f"unknown {lab} id {value!r}")
+                Problem(ef.file, int(line), col, f"unknown {lab} id {quote(value)}")
                 for line, value in zip(ef.data.loc[bad, "_line"], ef.data.loc[bad, col]))
             ef.data = ef.data.loc[~bad]
 
@@ -406,9 +406,9 @@ class _Writer:
                 if (found["s"], found["d"]) != (row["s"], row["d"]):
                     line = batch.rows["_line"].iloc[index[eid]]
                     raise IngestError(
-                        f"event id {eid[:60]!r} already belongs to a {frame.rel} relationship "
-                        f"between other nodes ({str(found['s'])[:40]!r} -> "
-                        f"{str(found['d'])[:40]!r}); event ids must be unique per relationship "
+                        f"event id {quote(eid)} already belongs to a {frame.rel} relationship "
+                        f"between other nodes ({quote(found['s'])} -> "
+                        f"{quote(found['d'])}); event ids must be unique per relationship "
                         "type", file=frame.file or None, line=int(line), field="eid") from exc
         return True
 

@@ -1,7 +1,8 @@
 """Write a planned list back to the graph: ``TARGETED`` Campaign -> User for the send and
 ``HELD_OUT`` User -> Campaign for the control group (what
 :func:`~shopgraph.graphdb.tables.campaign_log` reads as control), both with ``run_id`` and
-``arm``, event id ``"<run_id>:<campaign>:<user>"``, through the idempotent ingest: a re-run
+``arm``, event id ``event_id(run_id, campaign, user)`` (``"<run_id>:<campaign>:<user>"``, a
+``%`` or ``:`` inside a part escaped), through the idempotent ingest: a re-run
 writes nothing."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from shopgraph.artifacts import fingerprint
+from shopgraph.graphdb.formats.common import event_ids
 from shopgraph.graphdb.frames import EdgeFrame, SourceData
 from shopgraph.graphdb.ingest import IngestSummary, ingest
 from shopgraph.strategies.audience import CONTROL, TREATMENT
@@ -37,7 +39,7 @@ def targeting_source(audience: pd.DataFrame, run: str) -> SourceData:
         score = rows["score"] if "score" in rows else pd.Series(np.nan, rows.index)
         edges.append(EdgeFrame(rel, pd.DataFrame({
             "src": src.to_numpy(), "dst": dst.to_numpy(),
-            "eid": (run + ":" + camp + ":" + user).to_numpy(),
+            "eid": event_ids(run, camp, user).to_numpy(),
             "ts": pd.array([pd.NA] * len(rows), dtype="Int64"),
             "value": score.to_numpy(dtype=float), "arm": arm, "run_id": run,
             "_line": np.arange(1, len(rows) + 1)})))

@@ -102,3 +102,40 @@ def test_summary_json_of_an_empty_graph_is_json_issue_11(graph_server: EmbeddedS
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"nodes": {}, "relationships": {}}
     assert "the graph is empty" in result.stderr
+
+
+def test_a_server_dropping_the_connection_gives_one_line_not_driver_logs(tmp_path: Path
+                                                                          ) -> None:
+    """A Bolt server that dies mid-handshake: the driver logs "defunct connection" lines,
+    which reach stderr only with --debug; without it the error is one line (issue 11)."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(20)
+                conn.sendall(b"\x00\x00\x04\x05")  # agree to Bolt 5.4, then hang up
+                conn.recv(1000)
+
+    threading.Thread(target=serve, daemon=True).start()
+    env = {**os.environ, "SHOPGRAPH_PASSWORD": "x"}
+    args = ["--uri", f"bolt://127.0.0.1:{port}", "summary", "-w", str(tmp_path / "ws")]
+    try:
+        quiet = subprocess.run([sys.executable, "-c", "from shopgraph.cli.main import run; run()",
+                                *args], capture_output=True, text=True, env=env, timeout=120)
+        loud = subprocess.run([sys.executable, "-c", "from shopgraph.cli.main import run; run()",
+                               "--debug", *args], capture_output=True, text=True, env=env,
+                              timeout=120)
+    finally:
+        listener.close()
+    assert quiet.returncode == 1 and "defunct" in loud.stderr  # the driver did log
+    assert quiet.stderr.strip().count("\n") == 0, quiet.stderr
+    assert quiet.stderr.startswith("error: cannot reach the graph server")

@@ -9,7 +9,7 @@ user without items in this split. The same pair twice is a bad row (the later on
 before the first id is dropped; a line that is not UTF-8 is a bad row (file, line, field and
 the bad byte's column).
 
-Memory: the events are streamed (:func:`common.user_item_source`). Loading reads the file once,
+Memory: the events are streamed (:func:`useritem.user_item_source`). Loading reads the file once,
 a chunk of whole lines at a time (:data:`common.CHUNK_BYTES`, 1 MiB; a longer line is read
 whole), to find the bad and repeated rows and the distinct ids; ingest reads it again, a chunk at
 a time, and writes it in batches. What stays in memory is the distinct user and item ids (about
@@ -34,8 +34,8 @@ from shopgraph.graphdb.formats.common import (
     event_ids,
     quote,
     require_file,
-    user_item_source,
 )
+from shopgraph.graphdb.formats.useritem import user_item_source
 from shopgraph.graphdb.frames import SourceData
 
 #: a line of ASCII-digit tokens (``\s`` is the whitespace ``str.split`` splits on)

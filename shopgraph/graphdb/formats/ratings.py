@@ -10,7 +10,7 @@ and ``%3A`` (see :mod:`~shopgraph.graphdb.formats.common`), so the same pair rea
 a bad row. Blank lines are ignored; line numbers in problems are the file's physical lines. A
 UTF-8 BOM before the first id is dropped; a line that is not UTF-8 is a bad row.
 
-Memory: the events are streamed (:func:`common.user_item_source`). Loading reads the file once,
+Memory: the events are streamed (:func:`useritem.user_item_source`). Loading reads the file once,
 a chunk of whole lines at a time (:data:`common.CHUNK_BYTES`, 1 MiB; a longer line is read
 whole), to find the bad and repeated rows and the distinct ids; ingest reads it again, a chunk at
 a time, and writes it in batches. What stays in memory is the distinct user and item ids (about
@@ -34,8 +34,8 @@ from shopgraph.graphdb.formats.common import (
     event_ids,
     quote,
     require_file,
-    user_item_source,
 )
+from shopgraph.graphdb.formats.useritem import user_item_source
 from shopgraph.graphdb.frames import SourceData
 
 FIELDS = ("user", "item", "rating")
