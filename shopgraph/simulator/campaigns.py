@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit, logsumexp
 
-from shopgraph.simulator.params import ARMS, OFFERS
+from shopgraph.simulator.params import ARMS, OFFERS, SimParams
 from shopgraph.simulator.stream import BUY, CART, DAY, VIEW, sample_rows
 from shopgraph.simulator.world import World, rng_for
 
@@ -73,10 +73,12 @@ def arm_values(w: World, items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     return spend, qty, reward
 
 
-def baseline(w: World, camp: Campaign, lse: np.ndarray, seed: int, stage: int
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def baseline(w: World, camp: Campaign, lse: np.ndarray, seed: int, stage: int,
+             shift: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``eta`` of every user at the campaign's start, the expected value of each arm given a
-    conversion, and one promoted item per user (drawn from the restricted choice model)."""
+    conversion, and one promoted item per user (drawn from the restricted choice model).
+    ``shift``: each user's log-engagement lost to earlier offers (the rounds' state; default
+    none)."""
     p, n = w.params, len(lse)
     spend, _, _ = arm_values(w, camp.items)
     item_f = w.item_factors()[camp.items]
@@ -93,9 +95,24 @@ def baseline(w: World, camp: Campaign, lse: np.ndarray, seed: int, stage: int
                                             rng_for(seed, stage, 1, b))]
     z = (aff - aff.mean()) / (aff.std() or 1.0)
     e = w.engagement(slice(None), np.array([camp.start]))[:, 0]
+    if shift is not None:
+        e = e * np.exp(shift)
     eta = (p.campaign_bias + np.asarray(p.campaign_base)[w.user_type]
            + p.engagement_weight * np.log(e) + p.affinity_weight * z)
     return eta, value, pick
+
+
+def arm_probabilities(p: SimParams, eta: np.ndarray, delta: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """P(visit) and P(convert) per user and arm, from ``eta`` (users) and the offer effects
+    ``delta`` (users x arms, control first and 0)."""
+    return expit(eta[:, None] + p.visit_lift + delta / 2), expit(eta[:, None] + delta)
+
+
+def offer_effects(w: World) -> np.ndarray:
+    """``Delta_uo`` per user and arm (:data:`ARMS`: control first, 0)."""
+    effect = np.asarray(w.params.effects)[w.user_type] * w.effect_mult[:, None]
+    return np.hstack([np.zeros((len(effect), 1)), effect])
 
 
 def eligible(w: World, death: np.ndarray, day: int) -> np.ndarray:
@@ -120,8 +137,13 @@ class Outcome:
 
 
 def run(w: World, camp: Campaign, users: np.ndarray, arm: np.ndarray, p_visit: np.ndarray,
-        p_convert: np.ndarray, pick: np.ndarray, origin: int, seed: int, stage: int) -> Outcome:
-    """Draw the participants' visits and conversions and the events they leave."""
+        p_convert: np.ndarray, pick: np.ndarray, origin: int, seed: int, stage: int,
+        send: np.ndarray | None = None, until: np.ndarray | None = None) -> Outcome:
+    """Draw the participants' visits and conversions and the events they leave.
+
+    A response happens at a uniform time in ``[send, until)`` per participant (epoch seconds;
+    default: the first day's 09:00 send and the end of the campaign's last day).
+    """
     rng = rng_for(seed, stage, 2)
     u = rng.random(len(users))
     visit = u < p_visit[users, arm]
@@ -129,9 +151,11 @@ def run(w: World, camp: Campaign, users: np.ndarray, arm: np.ndarray, p_visit: n
     item = pick[users]
     spend_t, qty_t, reward_t = arm_values(w, camp.items)
     at = np.searchsorted(camp.items, item)
-    send = origin + camp.start * DAY + SEND_HOUR * 3600
-    length = (camp.end - camp.start + 1) * DAY - SEND_HOUR * 3600
-    view_ts = send + (rng.random(len(users)) * length).astype(np.int64)
+    if send is None:
+        send = np.full(len(users), origin + camp.start * DAY + SEND_HOUR * 3600)
+    if until is None:
+        until = np.full(len(users), origin + (camp.end + 1) * DAY)
+    view_ts = send + (rng.random(len(users)) * (until - send)).astype(np.int64)
     cart_ts = view_ts + 1 + rng.exponential(300, len(users)).astype(np.int64)
     buy_ts = cart_ts + 1 + rng.exponential(900, len(users)).astype(np.int64)
     spend, qty = spend_t[at, arm], qty_t[at, arm]
@@ -139,7 +163,7 @@ def run(w: World, camp: Campaign, users: np.ndarray, arm: np.ndarray, p_visit: n
         (users[m], item[m], ts[m], np.full(int(m.sum()), k, np.int8),
          np.where(k == BUY, spend, np.nan)[m], np.where(k == BUY, qty, np.nan)[m])
         for k, m, ts in ((VIEW, visit, view_ts), (CART, conv, cart_ts), (BUY, conv, buy_ts)))))
-    return Outcome(users, arm, np.full(len(users), send), np.where(visit, view_ts, -1),
+    return Outcome(users, arm, send, np.where(visit, view_ts, -1),
                    np.where(conv, buy_ts, -1), np.where(conv, spend, np.nan),
                    np.where(conv, reward_t[at, arm], np.nan), events)
 
@@ -164,11 +188,11 @@ def draw_campaigns(w: World, death: np.ndarray, lse: np.ndarray, days: int, orig
                     promoted(w, 1, p.promo_items // 2, rng))
     test = Campaign("campaign-1", "Offer test", "offer_test", days - 75, days - 62,
                     promoted(w, 2, p.promo_items, rng))
-    effect = np.asarray(p.effects)[w.user_type] * w.effect_mult[:, None]
-    delta = np.hstack([np.zeros((n, 1)), effect])
+    delta = offer_effects(w)
+    effect = delta[:, 1:]
 
     eta0, _, pick0 = baseline(w, news, lse, seed, 6)
-    pv0, pc0 = expit(eta0[:, None] + p.visit_lift + delta / 2), expit(eta0[:, None] + delta)
+    pv0, pc0 = arm_probabilities(p, eta0, delta)
     info = ARMS.index("informational")
     ok = np.flatnonzero(eligible(w, death, news.start))
     e0 = w.engagement(ok, np.array([news.start]))[:, 0]
@@ -177,8 +201,7 @@ def draw_campaigns(w: World, death: np.ndarray, lse: np.ndarray, days: int, orig
     out0 = run(w, news, sent, np.full(len(sent), info), pv0, pc0, pick0, origin, seed, 6)
 
     eta, value, pick = baseline(w, test, lse, seed, 7)
-    p_visit = expit(eta[:, None] + p.visit_lift + delta / 2)
-    p_convert = expit(eta[:, None] + delta)
+    p_visit, p_convert = arm_probabilities(p, eta, delta)
     users = np.flatnonzero(eligible(w, death, test.start))
     arm = rng.integers(0, len(ARMS), len(users))
     out1 = run(w, test, users, arm, p_visit, p_convert, pick, origin, seed, 7)

@@ -158,3 +158,25 @@ def numbered(prefix: str, n: int) -> np.ndarray:
     """``prefix`` + zero-padded 0..n-1, as an array of str."""
     width = len(str(max(n - 1, 0)))
     return np.char.add(prefix, np.char.zfill(np.arange(n).astype(str), width)).astype(object)
+
+
+def event_ids(*parts: np.ndarray | str) -> np.ndarray:
+    """Composite event ids, row by row: each part escaped (``%`` as ``%25``, then ``:`` as
+    ``%3A``) and the parts joined with ``:``.
+
+    This is the ingest layer's rule (``shopgraph.graphdb.formats.common.event_id``), repeated
+    here because the simulator may not import ``shopgraph.graphdb``; a test pins the two
+    together. The simulator's parts (campaign, user and round ids, kinds, numbers) never hold
+    ``%`` or ``:``, so its ids read ``campaign-1:u00042:received`` as they always did, and an id
+    splits back into its parts unambiguously.
+    """
+    n = max((len(p) for p in parts if not isinstance(p, str)), default=1)
+    out: pd.Series | None = None
+    for part in parts:
+        text = pd.Series(np.full(n, part, dtype=object) if isinstance(part, str)
+                         else np.asarray(part, dtype=object), dtype=object).astype(str)
+        text = text.str.replace("%", "%25", regex=False).str.replace(":", "%3A", regex=False)
+        out = text if out is None else out + ":" + text
+    assert out is not None, "event_ids needs at least one part"
+    ids: np.ndarray = out.to_numpy(dtype=object)
+    return ids

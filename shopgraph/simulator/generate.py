@@ -6,6 +6,7 @@ ground truth. The generative model is in ``docs/simulator.md``; the steps are in
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,8 @@ def simulate(out_dir: str | Path, *, users: int = 20_000, items: int = 5_000,
             f"{world.category_names[c]} item {i}" for i, c in enumerate(world.item_category)],
             "category": cid[world.item_category], "price": world.price}),
         "categories.parquet": pd.DataFrame({"category_id": cid, "name": world.category_names}),
-        **_campaign_tables(world, camps, iid, origin_day),
+        **campaign_tables(world, ((camps.newsletter, ("informational",)), (camps.test, OFFERS)),
+                          iid, origin_day),
     }
     for k, rel in enumerate(RELS):
         rows = seen & (kind == k)
@@ -112,6 +114,8 @@ def simulate(out_dir: str | Path, *, users: int = 20_000, items: int = 5_000,
     bought_later[user[later & (kind == BUY)]] = True
     truth = _truth(world, lives, stream, camps, uid, iid, cid, p, origin, cutoff, end,
                    bought_later)
+    truth.update(seed=np.int64(seed), visit_scale=np.float64(scale),  # for the rounds
+                 logsumexp=stream.logsumexp, churn_budget_at_cutoff=lives.budget)
     written = files.write_shop(Path(out_dir), f"simshop-s{seed}", tables, holdout, truth)
 
     test_log = tables["received.parquet"]["arm"].value_counts()
@@ -181,10 +185,12 @@ def _users(w: World, uid: np.ndarray, user: np.ndarray, ts: np.ndarray, value: n
     return frame
 
 
-def _campaign_tables(w: World, camps: Campaigns, iid: np.ndarray, origin_day: int
-                     ) -> dict[str, pd.DataFrame]:
+def campaign_tables(w: World, camps: Sequence[tuple[Campaign, Sequence[str]]], iid: np.ndarray,
+                    origin_day: int) -> dict[str, pd.DataFrame]:
+    """The ``Campaign``, ``Offer`` (``<campaign>:<kind>``, one per kind) and ``APPLIES_TO``
+    tables of ``camps``, pairs of a campaign and the offer kinds it includes."""
     rows, offers, links = [], [], []
-    for camp, kinds in ((camps.newsletter, ("informational",)), (camps.test, OFFERS)):
+    for camp, kinds in camps:
         rows.append((camp.id, camp.name, camp.type, origin_day + camp.start,
                      origin_day + camp.end, "email"))
         for kind in kinds:
@@ -204,10 +210,14 @@ def _campaign_tables(w: World, camps: Campaigns, iid: np.ndarray, origin_day: in
         "offer_items.parquet": pd.DataFrame(links, columns=["offer_id", "item_id"])}
 
 
-def _edge(cid: str, uid: np.ndarray, o: Outcome, rows: np.ndarray, what: str, dst: Any,
-          ts: np.ndarray, value: np.ndarray | None = None, arm: Any = None) -> pd.DataFrame:
+def campaign_edge(cid: str, uid: np.ndarray, o: Outcome, rows: np.ndarray, what: str, dst: Any,
+                  ts: np.ndarray, value: np.ndarray | None = None, arm: Any = None
+                  ) -> pd.DataFrame:
+    """One campaign relationship table of the participants ``o.users[rows]``: event ids
+    ``<campaign>:<user>:<what>`` (:func:`files.event_ids`), ``user_id``, ``dst = (column,
+    ids)``, ``ts`` and, when given, ``value`` and ``arm``."""
     users = uid[o.users[rows]]
-    frame = pd.DataFrame({"event_id": cid + ":" + users + ":" + what, "user_id": users,
+    frame = pd.DataFrame({"event_id": files.event_ids(cid, users, what), "user_id": users,
                           dst[0]: dst[1], "ts": ts[rows]})
     if value is not None:
         frame["value"] = value[rows]
@@ -225,26 +235,26 @@ def _campaign_edges(camps: Campaigns, uid: np.ndarray) -> dict[str, pd.DataFrame
 
     def both(what: str, mask: tuple[np.ndarray, np.ndarray], ts: str,
              value: str | None = None) -> pd.DataFrame:
-        return pd.concat([_edge(c, uid, o, m, what, ("campaign_id", c), getattr(o, ts),
-                                None if value is None else getattr(o, value))
+        return pd.concat([campaign_edge(c, uid, o, m, what, ("campaign_id", c), getattr(o, ts),
+                                        None if value is None else getattr(o, value))
                           for c, o, m in ((n0, news, mask[0]), (n1, test, mask[1]))],
                          ignore_index=True)
 
     return {
-        "exposed.parquet": _edge(n0, uid, news, np.ones(len(news.users), bool), "exposed",
-                                 ("campaign_id", n0), news.send_ts),
-        "received.parquet": _edge(n1, uid, test, treated, "received",
-                                  ("offer_id", n1 + ":" + arm[treated]), test.send_ts,
-                                  arm=arm[treated]),
-        "held_out.parquet": _edge(n1, uid, test, control, "held_out", ("campaign_id", n1),
-                                  test.send_ts, arm="control"),
+        "exposed.parquet": campaign_edge(n0, uid, news, np.ones(len(news.users), bool),
+                                         "exposed", ("campaign_id", n0), news.send_ts),
+        "received.parquet": campaign_edge(n1, uid, test, treated, "received",
+                                          ("offer_id", n1 + ":" + arm[treated]), test.send_ts,
+                                          arm=arm[treated]),
+        "held_out.parquet": campaign_edge(n1, uid, test, control, "held_out",
+                                          ("campaign_id", n1), test.send_ts, arm="control"),
         "visited.parquet": both("visited", (news.visit_ts >= 0, test.visit_ts >= 0),
                                 "visit_ts"),
         "converted.parquet": both("converted", (news.buy_ts >= 0, test.buy_ts >= 0),
                                   "buy_ts", "spend"),
-        "completed.parquet": _edge(n1, uid, test, done, "completed",
-                                   ("offer_id", n1 + ":" + arm[done]), test.buy_ts,
-                                   test.reward),
+        "completed.parquet": campaign_edge(n1, uid, test, done, "completed",
+                                           ("offer_id", n1 + ":" + arm[done]), test.buy_ts,
+                                           test.reward),
     }
 
 

@@ -9,13 +9,16 @@ Per-type tuples follow :data:`TYPES`; ``effects`` rows follow :data:`TYPES`, col
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 #: Hidden user types: two persuadable ones, two an offer does not move, one it annoys.
 TYPES = ("deal_seeker", "convenience", "loyal", "indifferent", "annoyed")
 #: Offer types of the randomised campaign, one arm each.
 OFFERS = ("discount", "bogo", "free_shipping", "informational")
 ARMS = ("control", *OFFERS)
+#: Arms of a round (``rounds.py``), the columns of its true values: no offer first.
+ROUND_ARMS = ("none", *OFFERS)
 #: Levels of the categorical ``User`` properties (Hillstrom's where it has them).
 LEVELS = {
     "channel": ("Web", "Phone", "Multichannel"),
@@ -74,6 +77,7 @@ class SimParams:
         (-0.7, -0.7, -0.7, -1.0))
     effect_spread: float = 0.25        # sd of the log of a user's effect multiplier
     newsletter_share: float = 0.4      # campaign-0 goes to this share of the most engaged
+    annoyance: float = 0.5             # rounds: log-engagement lost per unit of -Delta_uo > 0
     promo_items: int = 60              # most items an offer applies to
     channel: tuple[tuple[float, ...], ...] = (
         (0.70, 0.10, 0.20), (0.25, 0.15, 0.60), (0.40, 0.20, 0.40), (0.50, 0.35, 0.15),
@@ -96,11 +100,28 @@ class SimParams:
             if len(getattr(self, name)) != k:
                 raise ValueError(f"{name} needs one entry per user type {TYPES}, got "
                                  f"{len(getattr(self, name))}")
+        if self.annoyance < 0:
+            raise ValueError(f"annoyance must be at least 0, got {self.annoyance}")
         if any(len(row) != len(OFFERS) for row in self.effects):
             raise ValueError(f"each effects row needs one entry per offer {OFFERS}")
         for name, levels in LEVELS.items():
             if any(len(row) != len(levels) for row in getattr(self, name)):
                 raise ValueError(f"each {name} row needs one probability per level {levels}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SimParams:
+        """The parameters of :meth:`to_json`'s dict (lists become tuples again); a key this
+        version does not know is an error, one it added keeps its default."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown simulator parameters {unknown}; was the shop written by "
+                             "a newer shopgraph?")
+
+        def frozen(v: Any) -> Any:
+            return tuple(frozen(x) for x in v) if isinstance(v, list) else v
+
+        return cls(**{k: frozen(v) for k, v in values.items()})
 
     def to_json(self) -> str:
         """The parameters as a JSON object (tuples become lists)."""

@@ -20,7 +20,9 @@ Users are processed in blocks, each with its own random stream, so memory stays 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from scipy.special import expit
@@ -42,19 +44,22 @@ def hazard(e: np.ndarray, p: SimParams) -> np.ndarray:
 @dataclass
 class Lives:
     """Per user: ``death_day`` (first inactive day; inf past the span), the unscaled expected
-    sessions before the cutoff, the hazard on the cutoff day and P(churned by the horizon)."""
+    sessions before the cutoff, the hazard on the cutoff day, P(churned by the horizon) and the
+    churn budget left at the cutoff, ``E_u - sum_{t < D} -log(1 - h_u(t))`` (0 once churned),
+    which the rounds (``state.py``) go on spending."""
 
     death_day: np.ndarray
     expected: np.ndarray
     hazard_at_cutoff: np.ndarray
     p_churn_horizon: np.ndarray
+    budget: np.ndarray
 
 
 def draw_lives(w: World, season: np.ndarray, days: int, seed: int) -> Lives:
     """Churn days from the engagement-driven hazard (stage 2 of the seed's streams)."""
     n, span = len(w.join_day), len(season)
     t = np.arange(span)
-    out = Lives(np.full(n, np.inf), np.zeros(n), np.zeros(n), np.ones(n))
+    out = Lives(np.full(n, np.inf), np.zeros(n), np.zeros(n), np.ones(n), np.zeros(n))
     step = max(1, CELLS // span)
     for b, start in enumerate(range(0, n, step)):
         rows = np.arange(start, min(n, start + step))
@@ -62,8 +67,10 @@ def draw_lives(w: World, season: np.ndarray, days: int, seed: int) -> Lives:
         h = hazard(e, w.params)
         joined = t[None, :] >= w.join_day[rows, None]
         cum = np.cumsum(np.where(joined, -np.log1p(-h), 0.0), axis=1)
-        crossed = cum >= rng_for(seed, 2, b).exponential(size=len(rows))[:, None]
+        threshold = rng_for(seed, 2, b).exponential(size=len(rows))
+        crossed = cum >= threshold[:, None]
         death = np.where(crossed.any(axis=1), crossed.argmax(axis=1) + 1.0, np.inf)
+        out.budget[rows] = np.where(death > days, threshold - cum[:, days - 1], 0.0)
         active = joined & (t[None, :] < death[:, None])
         out.death_day[rows] = death
         out.expected[rows] = (active[:, :days] * e[:, :days] * season[None, :days]).sum(axis=1)
@@ -126,6 +133,39 @@ def events_per_session(w: World, lives: Lives, seed: int, sample: int = 1000) ->
     return float(np.average(1 + carts + buys, weights=lives.expected[rows]))
 
 
+def draw_sessions(w: World, rows: np.ndarray, rate: np.ndarray, first_day: int, origin: int,
+                  rng: np.random.Generator,
+                  utility: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+                  ) -> list[tuple[np.ndarray, ...]]:
+    """The sessions of the users ``rows`` on the days ``first_day + column`` of ``rate`` (the
+    expected sessions per user and day; 0 where inactive) and the views, carts and buys they
+    lead to, as (user, item, ts, kind) parts, one per kind. ``utility(positions)`` gives the
+    utilities and choice weights (:func:`utilities`) of those rows: only users with a session
+    need them."""
+    p = w.params
+    who = np.repeat(np.arange(len(rows)), rng.poisson(rate.sum(axis=1)))
+    day = first_day + sample_rows(rate, who, rng)
+    act, pos = np.unique(who, return_inverse=True)
+    s, weight = utility(act)
+    item = sample_rows(weight, pos, rng)
+    cart_p, buy_p = funnel(p, s[pos, item].astype(np.float64) - w.item_bias[item])
+    cart = rng.random(len(who)) < cart_p
+    buy = cart & (rng.random(len(who)) < buy_p)
+    hour_p = np.asarray(HOURLY) / sum(HOURLY)
+    sec = rng.choice(24, len(who), p=hour_p) * 3600 + rng.integers(0, 3600, len(who))
+    view_ts = origin + day * DAY + sec
+    cart_ts = view_ts + 1 + rng.exponential(300, len(who)).astype(np.int64)
+    buy_ts = cart_ts + 1 + rng.exponential(900, len(who)).astype(np.int64)
+    user = rows[who]
+    return [(user[keep], item[keep], ts[keep], np.full(len(user[keep]), code, dtype=np.int8))
+            for code, keep, ts in ((VIEW, slice(None), view_ts), (CART, cart, cart_ts),
+                                   (BUY, buy, buy_ts))]
+
+
+def _rows(s: np.ndarray, weight: np.ndarray, act: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return s[act], weight[act]
+
+
 @dataclass
 class Stream:
     """The user->item events (``kind``: VIEW, CART, BUY) and per-user truths of the stream:
@@ -146,7 +186,6 @@ def draw_stream(w: World, lives: Lives, season: np.ndarray, scale: float, days: 
     t, item_f = np.arange(span), w.item_factors().astype(np.float32)
     lse, no_buy = np.zeros(n), np.ones(n)
     parts: list[tuple[np.ndarray, ...]] = []
-    hour_p = np.asarray(HOURLY) / sum(HOURLY)
     step = max(16, CELLS // max(len(item_f), span))
     for b, start in enumerate(range(0, n, step)):
         rng = rng_for(seed, 3, b)
@@ -155,22 +194,9 @@ def draw_stream(w: World, lives: Lives, season: np.ndarray, scale: float, days: 
         death = lives.death_day[rows, None]
         rate = scale * e * season[None, :] * (t[None, :] >= w.join_day[rows, None])
         active = np.where(t[None, :] < death, rate, 0.0)
-        who = np.repeat(np.arange(len(rows)), rng.poisson(active.sum(axis=1)))
-        day = sample_rows(active, who, rng)
         s, weight, lse[rows] = utilities(w, rows, item_f)
-        item = sample_rows(weight, who, rng)
-        cart_p, buy_p = funnel(p, s[who, item].astype(np.float64) - w.item_bias[item])
-        cart = rng.random(len(who)) < cart_p
-        buy = cart & (rng.random(len(who)) < buy_p)
-        sec = rng.choice(24, len(who), p=hour_p) * 3600 + rng.integers(0, 3600, len(who))
-        view_ts = origin + day * DAY + sec
-        cart_ts = view_ts + 1 + rng.exponential(300, len(who)).astype(np.int64)
-        buy_ts = cart_ts + 1 + rng.exponential(900, len(who)).astype(np.int64)
-        user = rows[who]
-        for code, keep, ts in ((VIEW, slice(None), view_ts), (CART, cart, cart_ts),
-                               (BUY, buy, buy_ts)):
-            parts.append((user[keep], item[keep], ts[keep],
-                          np.full(len(user[keep]), code, dtype=np.int8)))
+        parts += draw_sessions(w, rows, active, 0, origin, rng,
+                               partial(_rows, s, weight))
         # P(no purchase in [days, span)): each active day first buys with prob 1 - e^-mu,
         # then churns with the hazard; churned users never buy again.
         live = np.flatnonzero(death[:, 0] > days)
