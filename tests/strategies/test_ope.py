@@ -224,3 +224,26 @@ def test_obd_men_campaign_is_sane() -> None:
         assert e["ci95"][0] <= e["estimate"] <= e["ci95"][1], name
         assert e["relative_error"] < 1 and e["runs_relative_error_mean"] < 1, name
         assert 1 <= e["ess"] <= out["n"], name
+
+
+def test_contrast_is_the_difference_over_always_none_and_covers_the_truth() -> None:
+    from shopgraph.strategies.ope import contrast, dm, dr, ips
+
+    log, pi_e, q, biased = draw(20_000, seed=3)
+    est = contrast(log, pi_e, biased, n_boot=300)
+    base = np.zeros_like(pi_e)
+    base[:, 0] = 1
+    for name, single in (("ips", ips), ("dr", dr)):
+        args = (log, pi_e) if name == "ips" else (log, pi_e, biased)
+        args_b = (log, base) if name == "ips" else (log, base, biased)
+        expected = single(*args, n_boot=0).value - single(*args_b, n_boot=0).value
+        assert est[name].value == pytest.approx(expected, abs=1e-12)
+    assert est["dm"].value == pytest.approx(dm(log, pi_e, biased, n_boot=0).value
+                                            - dm(log, base, biased, n_boot=0).value)
+    x = np.random.default_rng(999).normal(size=(400_000, 5))
+    q_all, _, pe_all = policies(x, 2.0)
+    true_gain = float(((pe_all * q_all).sum(axis=1) - q_all[:, 0]).mean())
+    assert est["dr"].ci_low <= true_gain <= est["dr"].ci_high
+    assert abs(est["dr"].value - true_gain) < 4 * est["dr"].se
+    with pytest.raises(ValueError, match="base must be an action index"):
+        contrast(log, pi_e, biased, base=7)
