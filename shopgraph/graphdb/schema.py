@@ -14,13 +14,23 @@ Versions:
    collide. The version was never written into the graph: a graph without a version is version 1.
 2. each part of an event id is percent-escaped (``%`` as ``%25``, ``:`` as ``%3A``) before the
    parts are joined with ``:``. Ids without ``%`` or ``:`` keep the event id of version 1.
+3. every decision is logged for learning: the ``TARGETED`` and ``HELD_OUT`` relationships a
+   policy writes back also carry ``offer`` (the action taken, :data:`NO_OFFER` for none),
+   ``propensity`` (its probability under the policy, in (0, 1]), ``policy``,
+   ``policy_version``, ``model_version``, ``candidates`` (the candidate actions joined by
+   :data:`CANDIDATE_SEP`) and optionally ``round_id``. Additive: no stored value changes, so a
+   version-2 graph is stamped 3 as it is.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+#: The first version whose event ids escape their parts; graphs older than it are checked for
+#: ids that would get another event id before they are taken over.
+ESCAPED_EVENT_IDS_VERSION = 2
 
 #: The key (``id``) of the ``ShopgraphMeta`` node that holds the schema version.
 META_SCHEMA_KEY = "schema"
@@ -72,9 +82,27 @@ RELATIONSHIPS: dict[str, tuple[str, str, bool]] = {
     "IN_CATEGORY": ("Item", "Category", False),
 }
 
-#: Properties a relationship may carry besides ``eid``.
+#: Properties a relationship may carry besides ``eid``. The decision-log ones (version 3,
+#: ``propensity`` to ``round_id``) are written by :func:`shopgraph.jobs.writeback.write_decisions`
+#: on ``TARGETED`` / ``HELD_OUT``; lists are stored as strings (``candidates``) so that Neo4j and
+#: ArcadeDB hold the same value.
 REL_PROPERTIES: dict[str, type] = {"ts": int, "value": float, "arm": str, "run_id": str,
-                                  "quantity": int}
+                                  "quantity": int,
+                                  # the decision log (version 3)
+                                  "offer": str, "propensity": float, "policy": str,
+                                  "policy_version": str, "model_version": str,
+                                  "candidates": str, "round_id": str}
+
+#: The decision-log properties, in the order :func:`shopgraph.graphdb.tables.decision_log`
+#: reads them.
+DECISION_PROPERTIES: tuple[str, ...] = ("offer", "propensity", "policy", "policy_version",
+                                        "model_version", "candidates", "round_id")
+
+#: The action "no offer" in ``offer`` and ``candidates``.
+NO_OFFER = "none"
+
+#: Joins the candidate action names in ``candidates`` (a name may not contain it).
+CANDIDATE_SEP = "|"
 
 INTERACTION_TYPES = tuple(t for t, (_, _, inter) in RELATIONSHIPS.items() if inter)
 USER_ITEM_TYPES = tuple(t for t, (s, d, _) in RELATIONSHIPS.items() if (s, d) == ("User", "Item"))

@@ -275,13 +275,15 @@ class GraphStore:
     def ensure_schema_version(self) -> None:
         """Record :data:`~shopgraph.graphdb.schema.SCHEMA_VERSION` in a graph that can take it.
 
-        An empty graph is stamped. A graph of version 1 (or with data but no version) is
-        stamped if no node id contains ``':'`` or ``'%'``: only such ids get another event id
-        in version 2, so every stored event id is still right.
+        An empty graph is stamped. A graph of version 2 or later (but not newer than this
+        shopgraph) is stamped as it is: the versions since 2 only add properties, so every
+        stored value still means what it meant. A graph of version 1 (or with data but no
+        version) is stamped if no node id contains ``':'`` or ``'%'``: only such ids get another
+        event id from version 2 on, so every stored event id is still right.
 
         Raises:
             GraphStoreError: the graph has a newer version than this shopgraph knows, or it was
-                written with event ids that version 2 writes differently.
+                written with event ids that version 2 and later write differently.
         """
         version = self.schema_version()
         if version == schema.SCHEMA_VERSION:
@@ -291,7 +293,8 @@ class GraphStore:
                 f"database {self.database!r} has graph schema version {version}, newer than this "
                 f"shopgraph knows ({schema.SCHEMA_VERSION}); upgrade shopgraph, or use another "
                 "database")
-        if version is not None or self._has_data():
+        escaped = schema.ESCAPED_EVENT_IDS_VERSION
+        if (version is not None and version < escaped) or (version is None and self._has_data()):
             for lab in schema.DATA_LABELS:
                 rows = self.query(cypher.nodes(cypher.NODE_ID_CONTAINING, lab), a=":", b="%",
                                   what="checking the ids of an older graph")
@@ -299,7 +302,7 @@ class GraphStore:
                     raise GraphStoreError(
                         f"database {self.database!r} was written with ambiguous event ids (ids "
                         f"containing ':' or '%', such as {lab} id {str(rows[0]['id'])[:40]!r}) "
-                        f"by a shopgraph older than schema version {schema.SCHEMA_VERSION}; "
+                        f"by a shopgraph older than schema version {escaped}; "
                         "re-ingest into a fresh database")
 
         def stamp(tx: neo4j.Transaction) -> None:

@@ -11,7 +11,11 @@ the product reads the graph, through one code path:
 * :func:`campaign_features` — one row per campaign: ``type``, ``channel``, ``start_day``,
   ``end_day``, ``duration`` (days), ``offers`` (offers it includes), ``items`` (distinct items
   its offers apply to);
-* :func:`redemptions` — one row per redemption: ``user_id``, ``campaign_id``, ``day``.
+* :func:`redemptions` — one row per redemption: ``user_id``, ``campaign_id``, ``day``;
+* :func:`decision_log` — one row per decision a policy logged (schema version 3): who, which
+  campaign, the ``offer`` taken and its ``propensity``, ``control``, the policy, model and
+  candidates, and the same outcomes as :func:`campaign_log`. Whatever learns from past
+  campaigns reads this log and weights each row by its logged propensity.
 """
 
 from __future__ import annotations
@@ -31,37 +35,52 @@ if TYPE_CHECKING:
 EDGE_COLUMNS = ("src", "dst", "ts", "value", "arm", "run_id")
 DAY = 86_400
 CAMPAIGN_PROPS = ("type", "channel", "start_day", "end_day")
+#: The ``arm`` of a decision log's forced random control group (``HELD_OUT``).
+CONTROL_ARM = "control"
 
 
-def edge_table(source: SourceData | GraphStore, rel: str) -> pd.DataFrame:
+def edge_table(source: SourceData | GraphStore, rel: str, props: Sequence[str] = ()
+               ) -> pd.DataFrame:
     """All ``rel`` relationships as ``src, dst, ts, value, arm, run_id`` (missing values
-    NaN/None; ``run_id`` marks what shopgraph itself wrote back).
+    NaN/None; ``run_id`` marks what shopgraph itself wrote back), then one column per ``props``.
 
     Args:
         source: a :class:`~shopgraph.graphdb.frames.SourceData` or a connected ``GraphStore``.
         rel: the relationship type.
+        props: further relationship properties to read (allow-listed in
+            :data:`~shopgraph.graphdb.schema.REL_PROPERTIES`), as stored (None when missing).
     """
     rel = schema.rel(rel)
+    unknown = [p for p in props if p not in schema.REL_PROPERTIES or p in EDGE_COLUMNS]
+    if unknown:
+        raise ValueError(f"relationships have no further properties {unknown}; allowed: "
+                         f"{sorted(set(schema.REL_PROPERTIES) - set(EDGE_COLUMNS))}")
+    columns = [*EDGE_COLUMNS, *props]
     if isinstance(source, SourceData):
         parts = [e.data for e in source.edges if e.rel == rel]
         frame = (pd.concat(parts, ignore_index=True) if parts
-                 else pd.DataFrame(columns=list(EDGE_COLUMNS)))
-        for col in ("ts", "value", "arm", "run_id"):
+                 else pd.DataFrame(columns=columns))
+        for col in ("ts", "value", "arm", "run_id", *props):
             if col not in frame:
                 frame[col] = None
     else:
         src, dst, _ = schema.RELATIONSHIPS[rel]
+        extra = "".join(f", r.{p} AS {p}" for p in props)
         text = (f"MATCH (s:{src})-[r:{rel}]->(d:{dst}) "
                 "RETURN s.id AS src, d.id AS dst, r.ts AS ts, r.value AS value, r.arm AS arm, "
-                "r.run_id AS run_id")
-        frame = pd.DataFrame(source.query(text), columns=list(EDGE_COLUMNS))
+                f"r.run_id AS run_id{extra}")
+        frame = pd.DataFrame(source.query(text), columns=columns)
     out = pd.DataFrame({
         "src": frame["src"].astype(str), "dst": frame["dst"].astype(str),
         "ts": pd.array(pd.to_numeric(frame["ts"], errors="coerce"), dtype="Int64"),
         "value": pd.to_numeric(frame["value"], errors="coerce").astype(float),
-        "arm": frame["arm"].astype(object).where(frame["arm"].notna(), None),
-        "run_id": frame["run_id"].astype(object).where(frame["run_id"].notna(), None)})
+        **{col: _objects(frame[col]) for col in ("arm", "run_id", *props)}})
     return out.reset_index(drop=True)
+
+
+def _objects(column: pd.Series) -> pd.Series:
+    """``column`` as Python objects, missing values None."""
+    return column.astype(object).where(column.notna(), None)
 
 
 def purchases(source: SourceData | GraphStore, rel_types: Sequence[str] = ("PURCHASED",)
@@ -115,6 +134,27 @@ def campaign_log(source: SourceData | GraphStore, campaign_id: str | None = None
     log = log.drop_duplicates(["src", "campaign_id"]).rename(columns={"src": "user_id"})
     if campaign_id is not None:
         log = log[log["campaign_id"] == str(campaign_id)]
+    log = with_outcomes(source, log, offer_campaign)
+    return log.sort_values(["user_id", "campaign_id"], kind="stable").reset_index(drop=True)[
+        ["user_id", "campaign_id", "arm", "treated", "visited", "converted", "value",
+         "redeemed"]]
+
+
+def with_outcomes(source: SourceData | GraphStore, log: pd.DataFrame,
+                  offer_campaign: dict[str, str] | None = None) -> pd.DataFrame:
+    """``log`` (``user_id``, ``campaign_id``, ...) with what each user did in that campaign:
+    ``visited`` (a ``VISITED``), ``converted`` (a ``CONVERTED``), ``value`` (the sum of the
+    ``CONVERTED`` values: spend), ``redeemed`` (``COMPLETED`` one of the offers the campaign
+    ``INCLUDES``); 0 where none.
+
+    Args:
+        source: where the outcomes are read.
+        log: the rows to complete.
+        offer_campaign: offer id -> campaign id (read from ``INCLUDES`` when not given).
+    """
+    if offer_campaign is None:
+        includes = edge_table(source, "INCLUDES")
+        offer_campaign = dict(zip(includes["dst"], includes["src"]))
     key = ["user_id", "campaign_id"]
     visited = edge_table(source, "VISITED").rename(columns={"src": "user_id",
                                                             "dst": "campaign_id"})
@@ -131,9 +171,63 @@ def campaign_log(source: SourceData | GraphStore, campaign_id: str | None = None
     for col in ("visited", "converted", "redeemed"):
         log[col] = log[col].fillna(0).astype(np.int8)
     log["value"] = log["value"].fillna(0.0)
-    return log.sort_values(key, kind="stable").reset_index(drop=True)[
-        ["user_id", "campaign_id", "arm", "treated", "visited", "converted", "value",
-         "redeemed"]]
+    return log
+
+
+#: The columns of :func:`decision_log`, in order.
+DECISION_LOG_COLUMNS = ("user_id", "campaign_id", "offer", "propensity", "control", "arm",
+                        "policy", "policy_version", "model_version", "candidates", "run_id",
+                        "round_id", "ts", "score", "visited", "converted", "spend", "redeemed")
+
+
+def decision_log(source: SourceData | GraphStore, campaign_id: str | None = None
+                 ) -> pd.DataFrame:
+    """Every decision a policy logged (one row each), with what the user did afterwards.
+
+    The decisions are the ``TARGETED`` (an offer sent) and ``HELD_OUT`` (no offer) relationships
+    that carry a ``policy`` (written by :func:`shopgraph.jobs.writeback.write_decisions`; the
+    plain write-back of an audience logs no policy and is not read here). Anything that learns
+    from past campaigns reads this log and weights each row by its logged ``propensity``
+    (inverse-propensity weights ``1 / propensity``, or the ratio of the new policy's
+    probability of ``offer`` to it), never the raw sends.
+
+    Outcomes are joined per (user, campaign) as in :func:`campaign_log`, over all time: give
+    each planning round its own campaign, or two decisions on one campaign for one user share
+    the same outcomes.
+
+    Args:
+        source: a ``GraphStore``, or the :class:`~shopgraph.graphdb.frames.SourceData` of
+            :func:`~shopgraph.jobs.writeback.decisions_source` (outcomes then from its own
+            edges: none).
+        campaign_id: only this campaign's decisions.
+
+    Returns:
+        The columns of :data:`DECISION_LOG_COLUMNS`: ``offer`` (the action taken,
+        :data:`~shopgraph.graphdb.schema.NO_OFFER` for none), ``propensity`` (float, its
+        probability under the logging policy), ``control`` (bool: the forced random control
+        group), ``arm`` (``treatment``, ``control``, or ``none`` for a policy's own choice of no
+        offer), ``policy``, ``policy_version``, ``model_version``, ``candidates`` (the
+        candidate action names joined by :data:`~shopgraph.graphdb.schema.CANDIDATE_SEP`:
+        ``.str.split("|")`` gives the list), ``run_id``, ``round_id`` (None when not logged),
+        ``ts`` (``Int64``, the decision time, may be missing), ``score`` (float, may be NaN),
+        then ``visited``, ``converted``, ``spend`` (sum of ``CONVERTED`` values), ``redeemed``;
+        sorted by user, campaign and run.
+    """
+    props = schema.DECISION_PROPERTIES
+    sent = edge_table(source, "TARGETED", props).rename(columns={"src": "campaign_id",
+                                                                  "dst": "user_id"})
+    held = edge_table(source, "HELD_OUT", props).rename(columns={"src": "user_id",
+                                                                  "dst": "campaign_id"})
+    log = pd.concat([sent, held], ignore_index=True)
+    log = log[log["policy"].notna()]
+    if campaign_id is not None:
+        log = log[log["campaign_id"] == str(campaign_id)]
+    log = log.rename(columns={"value": "score"})
+    log["propensity"] = pd.to_numeric(log["propensity"], errors="coerce").astype(float)
+    log["control"] = (log["arm"] == CONTROL_ARM).to_numpy(dtype=bool)
+    log = with_outcomes(source, log).rename(columns={"value": "spend"})
+    log = log.sort_values(["user_id", "campaign_id", "run_id"], kind="stable")
+    return log.reset_index(drop=True)[list(DECISION_LOG_COLUMNS)]
 
 
 def node_table(source: SourceData | GraphStore, label: str, props: Sequence[str]) -> pd.DataFrame:

@@ -314,7 +314,7 @@ def _set_version(store: GraphStore, version: int | None) -> None:
 def test_first_ingest_records_the_schema_version(store: GraphStore, tmp_path: Path) -> None:
     assert store.schema_version() is None
     ingest(store, source(tmp_path, PAIRS))
-    assert store.schema_version() == schema.SCHEMA_VERSION == 2
+    assert store.schema_version() == schema.SCHEMA_VERSION == 3
     assert "ShopgraphMeta" not in store.summary()["nodes"]
     assert store.count_nodes("ShopgraphMeta") == 1
 
@@ -326,7 +326,7 @@ def test_older_graph_without_colons_or_percents_is_taken_over(store: GraphStore,
     _set_version(store, old)
     s = ingest(store, source(tmp_path, PAIRS, name="b"))
     assert s.relationships_written == 2 and s.already_present == 3
-    assert store.schema_version() == 2
+    assert store.schema_version() == schema.SCHEMA_VERSION
     assert store.count_nodes("ShopgraphMeta") == 1
 
 
@@ -346,8 +346,8 @@ def test_older_graph_with_ambiguous_ids_is_refused(store: GraphStore, tmp_path: 
 
 
 def test_newer_graph_is_refused(store: GraphStore, tmp_path: Path) -> None:
-    _set_version(store, 3)
-    with pytest.raises(GraphStoreError, match="schema version 3, newer than this shopgraph"):
+    _set_version(store, schema.SCHEMA_VERSION + 1)
+    with pytest.raises(GraphStoreError, match="schema version 4, newer than this shopgraph"):
         ingest(store, source(tmp_path, PAIRS))
     assert store.summary() == {"nodes": {}, "relationships": {}}
 
