@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
 import io
@@ -13,7 +14,10 @@ import pandas as pd
 import pytest
 
 from shopgraph.errors import IngestError
+from shopgraph.graphdb.export import export_interactions
 from shopgraph.graphdb.formats.tabular import load_tabular, mapping_from_dict, read_mapping
+from shopgraph.graphdb.ingest import ingest
+from shopgraph.graphdb.store import GraphStore
 
 MAPPING = """\
 name = "myshop"
@@ -304,17 +308,16 @@ def test_missing_data_file_and_bad_toml(tmp_path: Path) -> None:
 # --- issue 11: event ids, encodings, echoed values ------------------------------------------
 
 def test_derived_eids_keep_fields_apart_11(tmp_path: Path) -> None:
-    views = "uid,sku,at\na\x1fb,c,1\na,b\x1fc,1\nu:1,50%,1\n"
+    views = "uid,sku,at\na,bc,1\nab,c,1\nu:1,50%,1\n"
     path = write_shop(tmp_path, views=views)
     path.write_text(path.read_text().replace('name = "myshop"', "create_missing = true"))
     data = load_tabular(path)
     eids = data.edges[1].data["eid"].tolist()
     assert not data.problems and len(set(eids)) == 3
-    # ids without U+001E/U+001F hash as before (':' and '%' included): "<rel>:" + digest
-    key = "\x1f".join(["u:1", "50%", "1", ""])
-    assert eids[2] == "VIEWED:" + hashlib.sha256(key.encode()).hexdigest()[:20]
-    escaped = "\x1f".join(["a\x1e1b", "c", "1", ""])
-    assert eids[0] == "VIEWED:" + hashlib.sha256(escaped.encode()).hexdigest()[:20]
+    # fields joined by U+001F, which no id holds (':' and '%' included): "<rel>:" + digest
+    for eid, (uid, sku) in zip(eids, [("a", "bc"), ("ab", "c"), ("u:1", "50%")]):
+        key = "\x1f".join([uid, sku, "1", ""])
+        assert eid == "VIEWED:" + hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
 @pytest.mark.parametrize("gz", [False, True])
@@ -376,3 +379,129 @@ def test_numbers_are_ascii_digits_11(tmp_path: Path, price: str) -> None:
     with pytest.raises(IngestError) as e:
         load_tabular(path)
     assert (e.value.line, e.value.field) == (3, "unit_price")
+
+
+# --- issue 11: ragged rows, ids exactly as written, control characters ----------------------
+
+def csv_text(rows: list[list[str]]) -> str:
+    """Rows written as the csv module writes them by default (quoting what needs it)."""
+    buf = io.StringIO()
+    csv.writer(buf).writerows(rows)
+    return buf.getvalue()
+
+
+# items file, bad line, field blamed, the (id, line)s kept in skip mode
+RAGGED = [
+    # a short row is not filled with NA: it is blamed on its first missing field
+    ("sku,cat,unit_price\nk1,a,1\nk2,b\nk3,c,3\n", 3, "unit_price", [["k1", 2], ["k3", 4]]),
+    ("sku,cat,unit_price\nk1,a,1\nk2\nk3,c,3\n", 3, "cat", [["k1", 2], ["k3", 4]]),
+    # a long first row (pandas took its first field for an index and shifted the others)
+    ("sku,cat,unit_price\nk1,a,1,x\nk2,b,2\n", 2, "unit_price", [["k2", 3]]),
+    ("sku,cat,unit_price\nk1,a,1,\nk2,b,2\n", 2, "unit_price", [["k2", 3]]),
+    # after a quoted line break; empty fields are fields, a line of commas is blank
+    ('sku,cat,unit_price\nk1,"a\nb",1\nk2,b\nk3,,\n,,\n', 4, "unit_price", [["k1", 2], ["k3", 5]]),
+]
+
+
+@pytest.mark.parametrize(("items", "line", "col", "kept"), RAGGED)
+def test_ragged_rows_are_bad_rows_11(tmp_path: Path, items: str, line: int, col: str,
+                                     kept: list[list[object]]) -> None:
+    path = write_shop(tmp_path, items=items)
+    with pytest.raises(IngestError, match="wrong number of fields") as e:
+        load_tabular(path)
+    assert (e.value.file, e.value.line, e.value.field) == (str(tmp_path / "items.csv"), line, col)
+    data = load_tabular(path, strict=False)
+    assert [(p.line, p.field) for p in data.problems] == [(line, col)]
+    assert data.nodes[0].data[["id", "_line"]].values.tolist() == kept
+
+
+ODD_IDS = ['"', '""', '"a', 'a"b', "000", "007", "0", "00", " x ", "x,y", "é中", "NA", "1e3"]
+
+
+@pytest.mark.parametrize("writer", ["csv", "csv-all", "pandas", "parquet"])
+def test_ids_round_trip_as_written_11(tmp_path: Path, store: GraphStore, writer: str) -> None:
+    """Quote characters and leading zeros survive CSV quoting, the loader, ingest and export."""
+    pairs = list(zip(ODD_IDS, reversed(ODD_IDS)))
+    rows = [["uid", "sku", "amount"], *([u, i, "1"] for u, i in pairs)]
+    ext = "parquet" if writer == "parquet" else "csv"
+    if writer == "parquet":
+        pd.DataFrame(rows[1:], columns=rows[0]).to_parquet(tmp_path / "b.parquet")
+    elif writer == "pandas":
+        pd.DataFrame(rows[1:], columns=rows[0]).to_csv(tmp_path / "b.csv", index=False)
+    else:
+        with open(tmp_path / "b.csv", "w", newline="") as fh:
+            quoting = csv.QUOTE_ALL if writer == "csv-all" else csv.QUOTE_MINIMAL
+            csv.writer(fh, quoting=quoting).writerows(rows)
+    m = {"create_missing": True, "edges": [{"rel": "PURCHASED", "file": f"b.{ext}",
+                                            "src": "uid", "dst": "sku", "value": "amount"}]}
+    data = load_tabular(m, base_dir=tmp_path)
+    assert not data.problems
+    assert data.edges[0].data[["src", "dst"]].values.tolist() == [list(p) for p in pairs]
+    ingest(store, data)
+    x = export_interactions(store, ["PURCHASED"])
+    assert set(zip(x.user_ids[x.users].tolist(), x.item_ids[x.items].tolist())) == set(pairs)
+
+
+# file, rows (CONTROL marks where the character goes), bad line (CSV), field, frame, rows kept
+CONTROL = "\0"
+CONTROL_ROWS = [
+    ("items", [["sku", "cat", "unit_price"], ["k1", "a", "1"], ["k\0 2", "b", "2"],
+               ["k3", "c", "3"]], 3, "sku", "Item", 2),
+    ("orders", [ORDERS.split("\n")[0].split(","), ["o1", "u1", "00042", "1", "2", "A"],
+                ["o2", "u\0", "7", "1", "2", "A"], ["o3", "u2", "7", "1", "2", "B"]],
+     3, "uid", "PURCHASED", 2),
+    ("orders", [ORDERS.split("\n")[0].split(","), ["o1", "u1", "00042", "1", "2", "A"],
+                ["o\0", "u1", "7", "1", "2", "A"]], 3, "line_id", "PURCHASED", 1),
+    ("views", [["uid", "sku", "at"], ["u1", "00042", "1"], ["u1", "\0" + "7", "2"]],
+     3, "sku", "VIEWED", 1),
+]
+
+
+@pytest.mark.parametrize("ext", ["csv", "parquet"])
+@pytest.mark.parametrize(("char", "stem", "rows", "line", "col", "typ", "kept"), [
+    (char, *case) for char, case in zip("\x00\x1f\t\x1e\n\x01\r\x1b", CONTROL_ROWS * 2)])
+def test_ids_with_control_characters_are_bad_rows_11(
+        tmp_path: Path, ext: str, char: str, stem: str, rows: list[list[str]], line: int,
+        col: str, typ: str, kept: int) -> None:
+    path = write_shop(tmp_path, ext)
+    rows = [[f.replace(CONTROL, char) for f in r] for r in rows]
+    bad_file = tmp_path / f"{stem}.{ext}"
+    if ext == "csv":
+        bad_file.write_text(csv_text(rows), newline="")
+    else:
+        pd.DataFrame(rows[1:], columns=rows[0]).to_parquet(bad_file)
+        line -= 1
+    with pytest.raises(IngestError, match=f"U\\+{ord(char):04X} at character") as e:
+        load_tabular(path)
+    assert (e.value.file, e.value.line, e.value.field) == (str(bad_file), line, col)
+    assert "ids may not hold control characters" in str(e.value)
+    data = load_tabular(path, strict=False)
+    assert [(p.file, p.line, p.field) for p in data.problems] == [(str(bad_file), line, col)]
+    frame = next(f for f in [*data.nodes, *data.edges] if getattr(f, "label", None) == typ
+                 or getattr(f, "rel", None) == typ)
+    assert len(frame.data) == kept and line not in frame.data["_line"].tolist()
+
+
+def test_echoed_ids_and_columns_are_cut_11(tmp_path: Path) -> None:
+    """A giant id with a control character, and a giant column name in a duplicate's message:
+    each is shown in about 40 characters."""
+    giant = "x" * 1_000_000 + "\x1f"
+    path = write_shop(tmp_path, items=f"sku,cat,unit_price\n{giant},a,1\n")
+    with pytest.raises(IngestError, match=r"U\+001F at character 1000001") as e:
+        load_tabular(path)
+    assert len(str(e.value)) < 300 + len(str(path))
+    col = "c" * 100_000
+    (tmp_path / "v.csv").write_text(f"{col},sku,at\nu1,k,1\nu1,k,1\n")
+    m = {"edges": [{"rel": "VIEWED", "file": "v.csv", "src": col, "dst": "sku", "ts": "at"}]}
+    with pytest.raises(IngestError, match="duplicate") as e:
+        load_tabular(m, base_dir=tmp_path)
+    assert e.value.line == 3 and len(str(e.value)) < 400 + len(str(tmp_path))
+
+
+def test_lone_carriage_return_is_a_bad_row_11(tmp_path: Path) -> None:
+    path = write_shop(tmp_path, items="sku,cat,unit_price\nk1,a\rb,1\nk2,b,2\n")
+    with pytest.raises(IngestError, match="not valid CSV") as e:
+        load_tabular(path)
+    assert (e.value.line, e.value.field) == (2, "unit_price")
+    data = load_tabular(path, strict=False)
+    assert data.nodes[0].data[["id", "_line"]].values.tolist() == [["k2", 3]]

@@ -402,3 +402,27 @@ def read_csv_rows(p: Path, columns: Sequence[str], sink: RowSink) -> pd.DataFram
     df["_line"] = lines[~np.isin(lines, [line for line, _ in skipped])]
     blank = (df[list(columns)] == "").all(axis=1) | df["_line"].isin(list(not_utf8))
     return df.loc[~blank]
+
+
+# --- ids ------------------------------------------------------------------------------------
+
+#: what no id may hold: the C0 control characters U+0000-U+001F (U+001E and U+001F separate
+#: fields inside derived keys; the others are invisible, or break lines in files and messages)
+ID_CONTROL = re.compile(r"[\x00-\x1f]")
+
+
+def control_char_ids(ids: pd.Series) -> pd.Series:
+    """Boolean mask of the ``ids`` (text; NA is False) that hold a character of
+    :data:`ID_CONTROL`."""
+    found = ids.astype("string").str.contains(ID_CONTROL.pattern, regex=True)
+    return found.fillna(False).astype(bool)
+
+
+def control_char_error(what: str, value: object) -> str:
+    """The bad-row message for ``value``, a ``what`` (an id) holding a control character: the
+    first one, as U+XXXX, and its position (in characters, from 1)."""
+    s = str(value)
+    m = ID_CONTROL.search(s)
+    at = f"U+{ord(m[0]):04X} at character {m.start() + 1}" if m else "a control character"
+    return (f"{what} {quote(s)} holds {at}; ids may not hold control characters "
+            "(U+0000-U+001F)")

@@ -18,30 +18,40 @@ File paths are relative to the mapping file (or to ``base_dir`` for a dict)::
     ts = "ordered_at"          # epoch seconds or ISO-8601 (naive = UTC)
     value = "amount"
 
-Ids are kept as written ("00042" stays). Without ``eid`` the event id is
-``event_id(rel, digest)`` = ``"<rel>:<digest>"``, the digest being the first 20 hex digits of the
-SHA-256 of src, dst, ts and value joined by U+001F, in which a U+001E or U+001F inside src or dst
-is written U+001E "0" / U+001E "1" so that no two rows' fields run together (ids without those two
-control characters hash exactly as in earlier versions). Identical rows are one event, so a
-repeat is a duplicate (strict: error; else skipped and reported). ``_line``: the CSV line
-(header = 1) or Parquet row (from 1). Edge ends absent from the node tables are no error here:
-ingest checks the graph. CSV files are UTF-8 (a BOM is dropped); a line that is not is a bad row
-named by line, column and byte position. Values quoted in messages are cut to a short prefix.
+Ids (id, src, dst, eid) are text exactly as written: ``"00042"`` stays, and so does a value
+that is a double-quote character (quoted and doubled in the file, as ``csv`` and pandas write
+it). An id holding a C0 control character (U+0000-U+001F) is a bad row. Without ``eid`` the
+event id is ``event_id(rel, digest)`` = ``"<rel>:<digest>"``, the digest being the first 20 hex
+digits of the SHA-256 of src, dst, ts and value joined by U+001F (which no id holds, so no two
+rows' fields run together). Identical rows are one event, so a repeat is a duplicate (strict:
+error; else skipped and reported). ``_line``: the CSV line (header = 1) where the record starts,
+or the Parquet row (from 1). Edge ends absent from the node tables are no error here: ingest
+checks the graph.
+
+CSV files are UTF-8 (a BOM is dropped) with standard quoting (``"`` around a field, ``""``
+inside one), read by Python's ``csv`` module: a record with more or fewer fields than the header
+is a bad row (a short one is not filled with NA), as is a line that is not UTF-8 (named by line,
+column and byte position); a record whose fields are all empty is a blank line. Values quoted
+in messages are cut to a short prefix.
 """
 
 from __future__ import annotations
 
+import csv
+import gzip
 import hashlib
 import re
 import tomllib
-import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pandas.api.types import is_numeric_dtype as is_num
 
@@ -49,17 +59,21 @@ from shopgraph.errors import IngestError
 from shopgraph.graphdb import schema
 from shopgraph.graphdb.formats.common import (
     RowSink,
+    control_char_error,
+    control_char_ids,
     csv_utf8_errors,
     event_id,
     missing_ts,
     nodes_from_ids,
     quote,
-    read_csv_text,
     require_columns,
     require_file,
     shorten,
 )
 from shopgraph.graphdb.frames import EDGE_COLUMNS, EdgeFrame, NodeFrame, SourceData
+
+if TYPE_CHECKING:
+    from _csv import Reader
 
 SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 _KEYS = {"nodes": (("label", "file", "id", "properties"),
@@ -72,8 +86,9 @@ _NULLS = ("", "na", "n/a", "nan", "null", "none")  # missing, in typed columns (
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 _EXPECT = {float: "a number", int: "an integer", bool: "true/false/1/0/yes/no",
            "ts": "epoch seconds or an ISO-8601 date"}
-_CSV: dict[str, Any] = {"dtype": str, "keep_default_na": False, "na_values": [""]}
-_ESCAPE_KEY = str.maketrans({"\x1e": "\x1e0", "\x1f": "\x1e1"})  # the digest's field separator
+_FIELD_LIMIT = 2**31 - 1  # characters a CSV field may have (csv's default, 128 KiB, is too few)
+_CHUNK_ROWS = 1 << 16  # CSV records held as Python lists before they become Arrow columns
+BadRow = tuple[int, str, str]  # line, field, message
 
 
 @dataclass(frozen=True)
@@ -196,23 +211,21 @@ def load_tabular(mapping: str | Path | dict[str, Any] | Mapping, *, strict: bool
     for t in mapping.tables:  # fail fast on mapping mistakes, before reading any data
         if not t.file.is_file():
             raise IngestError("no such file; check the mapping", file=str(t.file))
+        if not t.file.stat().st_size:
+            continue  # an empty file is reported as a bad row below
         try:
-            csv = t.file.name.lower().endswith(SUFFIXES[:2])
-            header = (_csv_header(t.file) if csv
-                      else pd.DataFrame(columns=pq.read_schema(t.file).names))
-        except (ValueError, OSError) as e:
-            if t.file.stat().st_size:  # an empty file is reported as a bad row below
-                raise IngestError(f"unreadable: {shorten(e, 200)}", file=str(t.file),
-                                  line=1) from e
-        else:
-            require_columns(header, list(t.columns.values()), str(t.file))
+            names = (_csv_header(t.file) if _is_csv(t.file)
+                     else pq.read_schema(t.file).names)
+        except (ValueError, OSError, EOFError, csv.Error) as e:
+            raise IngestError(f"unreadable: {shorten(e, 200)}", file=str(t.file), line=1) from e
+        require_columns(pd.DataFrame(columns=names), list(t.columns.values()), str(t.file))
     folder = (src.parent if (src := mapping.source) else Path(base_dir or ".")).resolve()
     data = SourceData(name or mapping.name or folder.name,
                       ([src] if src else []) + list(dict.fromkeys(t.file for t in mapping.tables)),
                       options={"format": "tabular", "mapping": mapping.normalised})
     for t in mapping.tables:
         sink = RowSink(t.file, strict)
-        if (df := _read(t.file, sink, next(iter(t.columns.values())))) is not None:
+        if (df := _read(t.file, sink, list(dict.fromkeys(t.columns.values())))) is not None:
             if t.kind == "nodes":
                 data.nodes.append(NodeFrame(t.type, _frame(t, df, sink), str(t.file)))
             else:
@@ -229,45 +242,111 @@ def load_tabular(mapping: str | Path | dict[str, Any] | Mapping, *, strict: bool
     return data
 
 
-def _csv_header(path: Path) -> pd.DataFrame:
-    """The CSV's columns (an empty frame); a header line that is not UTF-8 raises."""
+def _is_csv(path: Path) -> bool:
+    """Whether ``path`` is a CSV file (``.csv`` or ``.csv.gz``), not Parquet."""
+    return path.name.lower().endswith(SUFFIXES[:2])
+
+
+@contextmanager
+def _csv_reader(path: Path, errors: str) -> Iterator[Reader]:
+    """A ``csv.reader`` of ``path`` (``.gz`` too), UTF-8 (``errors``: how to decode bytes that
+    are not), a BOM dropped; its ``line_num`` counts lines ended by ``\\n`` alone."""
+    how: dict[str, Any] = {"encoding": "utf-8-sig", "errors": errors, "newline": "\n"}
+    text: TextIO = (gzip.open(path, "rt", **how) if path.name.lower().endswith(".gz")
+                    else open(path, **how))
+    with text:
+        limit = csv.field_size_limit(_FIELD_LIMIT)
+        try:
+            yield csv.reader(text)
+        finally:
+            csv.field_size_limit(limit)
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The CSV's column names; a header line that is not UTF-8 raises."""
     try:
-        return pd.read_csv(path, nrows=0, encoding="utf-8-sig", **_CSV)
-    except UnicodeDecodeError:  # pandas decodes more than the header: is the header the culprit?
-        csv_utf8_errors(path, RowSink(path, strict=False), stop=1)
-    return pd.read_csv(path, nrows=0, encoding="utf-8-sig", encoding_errors="replace", **_CSV)
+        with _csv_reader(path, "strict") as reader:
+            return next(reader, [])
+    except UnicodeDecodeError:
+        csv_utf8_errors(path, RowSink(path, strict=False), stop=1)  # raises if it is line 1
+    with _csv_reader(path, "replace") as reader:
+        return next(reader, [])
 
 
-def _read(path: Path, sink: RowSink, key: str) -> pd.DataFrame | None:
+def _csv_rows(path: Path, columns: Sequence[str], not_utf8: set[int], strict: bool
+              ) -> tuple[pd.DataFrame, list[BadRow]]:
+    """:func:`_read_csv` in one pass: the rows, and the bad ones (strict: up to the first). The
+    records on ``not_utf8`` lines are left out (reported already), as are blank ones."""
+    bad: list[BadRow] = []
+    parts: list[pa.Table] = []
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    with _csv_reader(path, "replace" if not_utf8 else "strict") as reader:
+        header = next(reader, [])
+        k, pick, chunk = len(header), [header.index(c) for c in columns], _CHUNK_ROWS
+        first = reader.line_num + 1  # the line the next record starts on
+        while True:
+            try:
+                for row in reader:
+                    if not any(row) or not_utf8 and not not_utf8.isdisjoint(
+                            range(first, reader.line_num + 1)):
+                        pass  # no field holds a character (a blank line), or not UTF-8
+                    elif len(row) == k:
+                        rows.append(row)
+                        lines.append(first)
+                        if len(rows) == chunk:
+                            parts.append(_arrow(rows, pick, columns))
+                            rows = []
+                    else:  # a short row is blamed on its first missing field
+                        bad.append((first, shorten(header[min(len(row), k - 1)]),
+                                    f"wrong number of fields: {len(row)}, the header has {k}"))
+                        if strict:
+                            break
+                    first = reader.line_num + 1
+                break
+            except csv.Error as e:  # e.g. a lone carriage return in an unquoted field
+                why = shorten(str(e).split(" - ")[0], 200)  # not csv's hint about open()
+                bad.append((first, shorten(header[-1]), f"not valid CSV: {why}"))
+                first = reader.line_num + 1
+                if strict:
+                    break
+    parts.append(_arrow(rows, pick, columns))
+    df = pa.concat_tables(parts).to_pandas()
+    df = df.where(df != "")  # an empty field: NA
+    df["_line"] = np.asarray(lines, dtype=np.int64)
+    return df, bad
+
+
+def _arrow(rows: list[list[str]], pick: list[int], columns: Sequence[str]) -> pa.Table:
+    """Fields ``pick`` of records ``rows`` as a table of strings named ``columns``."""
+    if not rows:
+        return pa.table({c: pa.array([], pa.large_string()) for c in columns})
+    records = pa.array(rows, pa.list_(pa.large_string()))
+    return pa.table({c: pc.list_element(records, i) for c, i in zip(columns, pick)})
+
+
+def _read_csv(path: Path, sink: RowSink, columns: Sequence[str]) -> pd.DataFrame:
+    """The CSV's ``columns`` as text (an empty field: NA) with ``_line``; records with the wrong
+    number of fields, that ``csv`` cannot parse or on a line that is not UTF-8 go to ``sink``."""
+    scan = RowSink(path, strict=False)
+    try:
+        df, bad = _csv_rows(path, columns, set(), sink.strict)
+    except UnicodeDecodeError:  # find the lines that are not UTF-8, then read around them
+        df, bad = _csv_rows(path, columns, csv_utf8_errors(path, scan), sink.strict)
+    sink.bad_rows([(p.line, p.field, p.message) for p in scan.problems] + bad)
+    return df
+
+
+def _read(path: Path, sink: RowSink, columns: Sequence[str]) -> pd.DataFrame | None:
     """The file's rows with ``_line``, or None (reported) when it has no data rows."""
     df = None
-    if path.stat().st_size and not path.name.lower().endswith(SUFFIXES[:2]):
+    if path.stat().st_size and not _is_csv(path):
         df = pd.read_parquet(path)
         df["_line"] = np.arange(1, len(df) + 1, dtype=np.int64)
     elif path.stat().st_size:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", pd.errors.ParserWarning)
-            df, not_utf8 = read_csv_text(path, sink, skip_blank_lines=False,
-                                         on_bad_lines="warn", **_CSV)
-        # pandas numbers records, not lines: skip the records it dropped, add line breaks
-        skipped = sorted({int(m.group(1)) for w in caught
-                          for m in re.finditer(r"line (\d+)", str(w.message))})
-        rec = np.setdiff1d(np.arange(2, len(df) + len(skipped) + 2), skipped).astype(np.int64)
-        nl = sum(df[c].str.count("\n").fillna(0) for c in df.columns).to_numpy(np.int64)
-        cum = np.concatenate([[0], np.cumsum(nl)])
-        last = str(df.columns[-1]) if len(df.columns) else ""
-        df["_line"] = rec + cum[:-1]
-        sink.bad_rows([(int(r + cum[np.searchsorted(rec, r)]), last,
-                        f"wrong number of fields; the header has {len(df.columns) - 1}")
-                       for r in skipped if int(r + cum[np.searchsorted(rec, r)]) not in not_utf8])
-        if not_utf8:  # drop the rows that span a line that is not UTF-8 (already reported)
-            start = df["_line"].to_numpy()
-            row = np.searchsorted(start, sorted(not_utf8), side="right") - 1
-            row = row[(row >= 0) & (np.asarray(sorted(not_utf8)) <= start[row] + nl[row])]
-            df = df.drop(index=df.index[np.unique(row)])
-        df = df.loc[~df.drop(columns="_line").isna().all(axis=1)]  # blank lines
+        df = _read_csv(path, sink, columns)
     if df is None or df.empty:
-        sink.bad(1, key, "the file has no data rows")
+        sink.bad(1, shorten(columns[0]), "the file has no data rows")
     return None if df is None or df.empty else df
 
 
@@ -299,20 +378,19 @@ def _convert(out: pd.DataFrame, raw: pd.DataFrame, target: str, col: str, kind: 
     t = s.astype("string")
     present = t.notna() & ~t.str.strip().str.lower().isin(("",) if kind in ("id", str) else _NULLS)
     conv = _parse(kind, s, t)
-    bad = ~present if kind == "id" else present & conv.isna()
+    bad = ~present | control_char_ids(t) if kind == "id" else present & conv.isna()
     out = out.assign(**{target: conv})
     for i in out.index[bad][: 1 if sink.strict else None]:
-        sink.bad(int(out.at[i, "_line"]), col, f"empty {what}; every row needs one"
-                 if kind == "id" else f"{what}: expected {_EXPECT[kind]}, got {quote(s.at[i])}")
+        sink.bad(int(out.at[i, "_line"]), shorten(col),
+                 _why(kind, what, s.at[i], bool(present.at[i])))
     return out.loc[~bad]
 
 
-def _key_part(ids: pd.Series) -> pd.Series:
-    """Ids as a field of the digest's key: U+001E and U+001F escaped, anything else as is."""
-    ids = ids.astype("string")
-    if ids.str.contains("[\x1e\x1f]", regex=True).any():
-        ids = ids.map(lambda s: s.translate(_ESCAPE_KEY), na_action="ignore").astype("string")
-    return ids
+def _why(kind: Any, what: str, value: object, present: bool) -> str:
+    """Why ``value`` (in a ``what`` column of ``kind``) makes its row bad."""
+    if kind != "id":
+        return f"{what}: expected {_EXPECT[kind]}, got {quote(value)}"
+    return control_char_error(what, value) if present else f"empty {what}; every row needs one"
 
 
 def _drop_dups(out: pd.DataFrame, key: str, sink: RowSink, col: str, what: str) -> pd.DataFrame:
@@ -320,7 +398,7 @@ def _drop_dups(out: pd.DataFrame, key: str, sink: RowSink, col: str, what: str) 
     first = out.loc[~dup].set_index(key)["_line"] if dup.any() else None
     for i, k in out.loc[dup, key].iloc[: 1 if sink.strict else None].items():
         assert first is not None  # set whenever there is a duplicate
-        sink.bad(int(out.at[i, "_line"]), col,
+        sink.bad(int(out.at[i, "_line"]), shorten(col),
                  f"duplicate {what} {quote(k)} (first on line {first[k]})")
     return out.loc[~dup]
 
@@ -341,12 +419,13 @@ def _frame(t: Table, df: pd.DataFrame, sink: RowSink) -> pd.DataFrame:
     if "eid" in c:
         out = _drop_dups(out, "eid", sink, c["eid"], f"{t.type} event id")
     else:
-        keys = (_key_part(out["src"]) + "\x1f" + _key_part(out["dst"]) + "\x1f"
+        keys = (out["src"].astype("string") + "\x1f" + out["dst"].astype("string") + "\x1f"
                 + out["ts"].astype("string").fillna("") + "\x1f"
                 + out["value"].astype("string").fillna(""))  # floats as repr()
         out = out.assign(eid=[event_id(t.type, hashlib.sha256(k.encode()).hexdigest()[:20])
                               for k in keys])
         out = _drop_dups(out, "eid", sink, c["src"], f"{t.type} event (a row with the same "
-                         f"{c['src']}, {c['dst']}, ts and value is the same event), derived id")
+                         f"{quote(c['src'])}, {quote(c['dst'])}, ts and value is the same "
+                         "event), derived id")
     return out[[*EDGE_COLUMNS, *props, "_line"]].reset_index(drop=True)
 
