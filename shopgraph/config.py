@@ -266,6 +266,34 @@ class OffersConfig:
 
 
 @dataclass(frozen=True)
+class LoopConfig:
+    """``[run.loop]``: a campaign every round, learnt from every earlier round's log.
+
+    Args:
+        budget: the money to spend on sends per round (> 0).
+        cost: the cost of one send of each offer (offer -> cost, each >= 0).
+        rounds: rounds to run (>= 1).
+        days: days per round (>= 1).
+        policy: ``thompson`` (default), ``epsilon_greedy`` or ``greedy``.
+        control_share: the share of eligible users always held out, in [0, 1).
+        floor: the least probability an exploring policy gives each allowed action.
+        ensemble: reward-model members (the posterior Thompson sampling draws from).
+        seed: the random seed.
+    """
+
+    budget: float = field(metadata=_POSITIVE)
+    cost: Mapping[str, float] = field(metadata=_NON_NEGATIVE)
+    rounds: int = field(default=10, metadata=_AT_LEAST_ONE)
+    days: int = field(default=7, metadata=_AT_LEAST_ONE)
+    policy: str = field(default="thompson",
+                        metadata=_choices("thompson", "epsilon_greedy", "greedy"))
+    control_share: float = field(default=0.1, metadata=_SHARE)
+    floor: float = field(default=0.01, metadata=_SHARE)
+    ensemble: int = field(default=10, metadata=_AT_LEAST_ONE)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class ReportConfig:
     """``[run.report]``: the HTML report.
 
@@ -291,6 +319,7 @@ class RunConfig:
         heads: ``[run.heads]``.
         target: ``[run.target]``; None when the target step is not configured.
         offers: ``[run.offers]``; None when the offers step is not configured.
+        loop: ``[run.loop]``; None when no campaign loop is configured.
         report: ``[run.report]``.
     """
 
@@ -304,6 +333,7 @@ class RunConfig:
     heads: HeadsConfig = field(default_factory=HeadsConfig)
     target: TargetConfig | None = None
     offers: OffersConfig | None = None
+    loop: LoopConfig | None = None
     report: ReportConfig = field(default_factory=ReportConfig)
 
 

@@ -14,6 +14,8 @@ Layout of a workspace folder::
     indexes/<model>.npz             retrieval indexes of a checkpoint
     run/state.json                  `shopgraph run`: each step's input fingerprint and output
     run/results.json                `shopgraph run`: every step's results, read by the report
+    loop/state.json                 `shopgraph loop`: finished rounds and the files ingested
+    loop/<round>/                   `shopgraph loop`: a round's decisions, kept once drawn
     report.html                     the report of the last run
     pseudonym.key                   0600 key of the HMAC pseudonyms in exported lists
     shop/                           `shopgraph demo`: the simulated shop it runs on
@@ -110,6 +112,20 @@ class WorkspaceLayout:
     def run_results(self) -> Path:
         """Every pipeline step's results (what the report renders)."""
         return self.run / "results.json"
+
+    @property
+    def loop(self) -> Path:
+        """The folder of ``shopgraph loop``: its state and each round's decisions."""
+        return self.root / "loop"
+
+    @property
+    def loop_state(self) -> Path:
+        """The rounds the loop has finished (their records) and the files it ingested."""
+        return self.loop / "state.json"
+
+    def loop_round(self, round_id: str) -> Path:
+        """One round's decisions, features and plan (kept once drawn, for a resume)."""
+        return self.loop / round_id
 
     @property
     def report(self) -> Path:

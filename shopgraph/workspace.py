@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shopgraph.config import (
     DbConfig,
@@ -23,6 +23,7 @@ from shopgraph.config import (
     load_db_config,
     remote_password,
 )
+from shopgraph.errors import ConfigError
 from shopgraph.layout import WorkspaceLayout
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from shopgraph.graphdb.ingest import IngestSummary
     from shopgraph.graphdb.server import EmbeddedServer
     from shopgraph.graphdb.store import GraphStore
+    from shopgraph.jobs.loop import LoopResult
     from shopgraph.jobs.results import (
         EvaluationResult,
         IndexResult,
@@ -343,14 +345,52 @@ class Workspace:
             config = load_run_config(config)
         return Pipeline(self, config, on_step).run(step, force)
 
+    def loop(self, config: str | Path | RunConfig, *, rounds: int | None = None,
+             on_round: Callable[[dict[str, Any]], None] | None = None) -> LoopResult:
+        """Run (or resume) the campaign loop of ``config``'s ``[run.loop]`` on the simulated
+        shop beside it; see :mod:`shopgraph.jobs.loop`.
+
+        Raises:
+            ConfigError: the configuration has no ``[run.loop]``, or no simulated shop
+                (``truth.npz``) beside it.
+        """
+        from shopgraph.config import load_run_config
+        from shopgraph.jobs.loop import run_loop
+
+        cfg = config if isinstance(config, RunConfig) else load_run_config(config)
+        if cfg.loop is None:
+            raise ConfigError(f"{cfg.file} has no [run.loop] table; add one (budget, cost) "
+                              "or re-create the shop with `shopgraph simulate`")
+        if cfg.truth is None or not cfg.truth.is_file():
+            raise ConfigError(f"{cfg.file}: `shopgraph loop` runs against a simulated shop "
+                              "(truth = \"truth.npz\" beside it); on a real shop, plan each "
+                              "round with `shopgraph offers` and ingest the answers")
+        return run_loop(self.store(), self.layout, cfg.loop, shop=cfg.truth.parent,
+                        rounds=rounds, on_round=on_round)
+
     def report(self, results: str | Path | None = None, output: str | Path | None = None
                ) -> Path:
         """Render the run's results (default: this workspace's) as the HTML report (default:
-        the workspace's ``report.html``); returns the path written."""
+        the workspace's ``report.html``); returns the path written.
+
+        When the workspace has run ``shopgraph loop``, its finished rounds become the report's
+        ``loop`` section (unless the results hold one already); a workspace that has only run
+        the loop gets a report of the loop alone.
+        """
+        import json
+
         from shopgraph.report.build import build_report, read_results
 
-        data = read_results(Path(results) if results is not None else self.layout.run_results)
+        source = Path(results) if results is not None else self.layout.run_results
+        state = self.layout.loop_state
+        loop_only = results is None and not source.is_file() and state.is_file()
+        data = {} if loop_only else read_results(source)
         data.setdefault("workspace", str(self.path))
+        if state.is_file():
+            rounds = json.loads(state.read_text(encoding="utf-8")).get("rounds") or {}
+            # round ids are "w01", "w02", ...: by length, then text, is round order past w99
+            data.setdefault("loop", {"rounds": [rounds[k] for k in sorted(
+                rounds, key=lambda k: (len(k), k))]})
         return build_report(data, Path(output) if output is not None else self.layout.report)
 
 

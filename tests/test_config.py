@@ -14,6 +14,7 @@ from shopgraph.config import (
     DbConfig,
     HeadsConfig,
     IndexConfig,
+    LoopConfig,
     OffersConfig,
     ReportConfig,
     RunConfig,
@@ -243,7 +244,9 @@ def test_the_simulated_shops_run_toml_loads_to_the_expected_values(tmp_path: Pat
         offers=OffersConfig(campaign="campaign-1", budget=75.0, label="converted",
                             kind="logistic", value_per_response=order_value,
                             cost={"discount": 4.0, "bogo": 5.0, "free_shipping": 2.0,
-                                  "informational": 0.2}))
+                                  "informational": 0.2}),
+        loop=LoopConfig(budget=75.0, cost={"discount": 4.0, "bogo": 5.0, "free_shipping": 2.0,
+                                           "informational": 0.2}))
     text = (out / "run.toml").read_text()
     assert text.startswith("# shopgraph run configuration for this simulated shop")
     assert 'source = "mapping.toml"' in text  # portable: the folder can move

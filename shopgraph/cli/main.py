@@ -13,7 +13,18 @@ from typing import Annotated
 
 import typer
 
-from shopgraph.cli import db, index, ingest, options, query, report, simulate, target, train
+from shopgraph.cli import (
+    db,
+    index,
+    ingest,
+    loop,
+    options,
+    query,
+    report,
+    simulate,
+    target,
+    train,
+)
 from shopgraph.cli import run as pipeline
 from shopgraph.cli.options import (
     DEFAULT_WORKSPACE,
@@ -44,6 +55,7 @@ app.command("audience")(query.audience)
 app.command("target")(target.target)
 app.command("offers")(target.offers)
 app.command("run")(pipeline.run)
+app.command("loop")(loop.loop)
 app.command("report")(report.report)
 app.command("simulate")(simulate.simulate)
 

@@ -31,6 +31,13 @@ The results schema (JSON-compatible; every key optional; NaN and ``None`` show a
     plan         campaign, objective, gap, budget, budget_used, send, control, ... (scalars)
                  audience_curve {"size": [...], "expected_value": [...]}
                  counts {offer: users}
+    loop         rounds   [record]  one per round of ``shopgraph loop``, in order: round, policy,
+                          users, sends {offer: n}, control, cost, readout (the A/B readout:
+                          comparisons[0].revenue.difference {diff, ci_low, ci_high}, srm
+                          {checkable, flagged}), ope_policy / ope_greedy {ips|dm|dr: {value,
+                          ci_low, ci_high, ...}} (round totals), truth {policy_value,
+                          greedy_value, ...} (simulated shops only)
+                 baselines {name: [true value per round]}  e.g. "no sends", "oracle"
     truth        simulation ground truth: parameters and true totals (scalars or dicts)
 
 Ground truth beside estimates: any section (``data``, ``training``, ``churn``, ``response``,
@@ -45,14 +52,20 @@ against the true preferences, and ``training.truth.popularity`` the baseline's; 
 
 Plots, by ``data-plot`` name: ``data-nodes``, ``data-relationships``, ``training-loss``,
 ``training-metrics``, ``ranking-metrics``, ``churn-roc``, ``churn-calibration``,
-``response-lift``, ``response-roc``, ``plan-audience``, ``plan-budget``, ``plan-offers``; each is
-drawn when its data is present.
+``response-lift``, ``response-roc``, ``plan-audience``, ``plan-budget``, ``plan-offers``,
+``loop-cumulative``, ``loop-intervals``; each is drawn when its data is present.
+
+The loop section is a table with a row per round, the cumulative net value after each round
+(the policy, the greedy exploit-only candidate and the baselines, true; the policy's DR
+estimate, dashed), each round's DR estimate and interval against the true value, and a summary
+line. Exploration cost is what the policy gave up against its greedy candidate: true
+``greedy_value - policy_value``, estimated DR greedy minus DR policy. Without truth (a real
+shop) only the estimates are shown.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import re
 import warnings
@@ -62,13 +75,27 @@ from html import escape
 from importlib import resources
 from pathlib import Path
 from string import Template
-from typing import Any, TypeGuard
+from typing import Any
 
 from shopgraph.artifacts import atomic_open
 from shopgraph.report import plots
+from shopgraph.report.html import (
+    cell,
+    compare_table,
+    curve,
+    floats,
+    fmt,
+    is_num,
+    is_scalar,
+    label,
+    mapping,
+    row,
+    table,
+    truth_of,
+)
+from shopgraph.report.loop import loop_section
 from shopgraph.report.plots import Series
 
-NA = "n/a"
 METRIC_NAMES = ("recall", "ndcg", "precision", "hitrate", "map", "mrr")
 METRIC_KEY = re.compile(rf"^({'|'.join(METRIC_NAMES)})@(\d+)$", re.IGNORECASE)
 
@@ -77,123 +104,24 @@ class ReportWarning(UserWarning):
     """A section of the results could not be drawn; the page shows a note in its place."""
 
 
-# --- formatting ---------------------------------------------------------------------------
-
-def _is_num(v: object) -> TypeGuard[numbers.Real]:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-
-def fmt(v: object) -> str:
-    """A value as escaped table text: ``12,345``, ``0.1235``, ``1,234.5``, ``yes``, ``n/a``."""
-    if v is None:
-        return NA
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, numbers.Integral):
-        return f"{int(v):,}"
-    if _is_num(v):
-        f = float(v)
-        if f != f or f in (float("inf"), float("-inf")):
-            return NA
-        if f != 0 and abs(f) < 1e-3:
-            return f"{f:.3g}"
-        return f"{f:,.1f}" if abs(f) >= 1000 else f"{f:.4g}"
-    return escape(str(v))
-
-
-def _scalar(v: object) -> bool:
-    return v is None or isinstance(v, str | bool) or _is_num(v)
-
-
-def _floats(values: object, where: str) -> list[float]:
-    """A list of numbers (``None`` -> NaN), or ValueError naming ``where``."""
-    if isinstance(values, str | bytes) or not hasattr(values, "__len__"):
-        raise ValueError(f"{where} should be a list of numbers, got {type(values).__name__}")
-    out = []
-    for v in values:  # type: ignore[attr-defined]
-        if v is not None and not _is_num(v):
-            raise ValueError(f"{where} should hold numbers, got {v!r}")
-        out.append(float("nan") if v is None else float(v))
-    return out
-
-
-def _curve(sec: Mapping[str, Any], key: str, x: str, y: str) -> tuple[list[float], list[float]]:
-    c = sec[key]
-    if not isinstance(c, Mapping):
-        raise ValueError(f"{key} should be a dict with {x!r} and {y!r}")
-    return _floats(c[x], f"{key}.{x}"), _floats(c[y], f"{key}.{y}")
-
-
-def _truth(sec: Mapping[str, Any]) -> Mapping[str, Any]:
-    return _mapping(sec, "truth")
-
-
-def _mapping(sec: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    """``sec[key]`` when it is a dict, else an empty one."""
-    t = sec.get(key)
-    return t if isinstance(t, Mapping) else {}
-
-
-def _label(key: object) -> str:
-    return escape(str(key).replace("_", " "))
-
-
-def table(rows: Sequence[Sequence[str]], head: Sequence[str], true_cols: Sequence[int] = ()
-          ) -> str:
-    """An HTML table from already-escaped cells; ``true_cols`` are shaded as ground truth."""
-    cls = [' class="true"' if i in true_cols else "" for i in range(len(head))]
-    th = "".join(f"<th{c}>{h}</th>" for c, h in zip(cls, head))
-    body = "".join("<tr>" + "".join(f"<td{c}>{v}</td>" for c, v in zip(cls, r)) + "</tr>"
-                   for r in rows)
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def compare_table(estimates: Mapping[str, Any], truth: Mapping[str, Any] | None = None,
-                  skip: Sequence[str] = ()) -> str:
-    """Scalars of ``estimates`` as rows, with an "true" column when ``truth`` holds any.
-
-    Truth scalars the estimates lack get rows of their own, with an empty estimate.
-    """
-    truth = {k: v for k, v in (truth or {}).items() if _scalar(v) and k not in skip}
-    keys = [k for k, v in estimates.items() if _scalar(v) and k not in skip and k != "truth"]
-    keys += [k for k in truth if k not in keys]
-    if not keys:
-        return ""
-    if not truth:
-        return table([[_label(k), fmt(estimates.get(k))] for k in keys], ["", "value"])
-    rows = [[_label(k), _cell(estimates, k), _cell(truth, k)] for k in keys]
-    return table(rows, ["", "estimated", "true"], true_cols=(2,))
-
-
-def _cell(values: Mapping[str, Any], key: str) -> str:
-    """``values[key]`` formatted, or an empty cell when it is not given at all."""
-    return fmt(values[key]) if key in values else ""
-
-
-def _row(*figures: str) -> str:
-    return '<div class="row">' + "".join(f"<figure>{f}</figure>" for f in figures if f) + "</div>"
-
-
-# --- sections -----------------------------------------------------------------------------
-
 def _data(sec: Mapping[str, Any]) -> list[str]:
-    truth, parts, figs = _truth(sec), [], []
+    truth, parts, figs = truth_of(sec), [], []
     for key, what in (("nodes", "label"), ("relationships", "type")):
         counts = sec.get(key)
         if not isinstance(counts, Mapping) or not counts:
             continue
         true = truth.get(key) if isinstance(truth.get(key), Mapping) else None
         names = list(counts) + [k for k in (true or {}) if k not in counts]
-        rows = [[escape(str(n)), _cell(counts, n)] + ([_cell(true, n)] if true else [])
+        rows = [[escape(str(n)), cell(counts, n)] + ([cell(true, n)] if true else [])
                 for n in names]
         head = [what, "count"] + (["true"] if true else [])
         parts.append(f"<h3>{key.capitalize()}</h3>" + table(rows, head, (2,) if true else ()))
         figs.append(plots.bar_chart(
             f"data-{key}", f"{key.capitalize()} by {what}", [str(n) for n in names],
-            {"count": [float(counts[n]) if _is_num(counts.get(n)) else float("nan")
+            {"count": [float(counts[n]) if is_num(counts.get(n)) else float("nan")
                        for n in names]},
             value_label="count", horizontal=True))
-    return [compare_table(sec, truth, skip=("nodes", "relationships")), *parts, _row(*figs)]
+    return [compare_table(sec, truth, skip=("nodes", "relationships")), *parts, row(*figs)]
 
 
 def _metric_order(key: str) -> tuple[int, int, str]:
@@ -205,18 +133,18 @@ def _metric_order(key: str) -> tuple[int, int, str]:
 
 
 def _training(sec: Mapping[str, Any]) -> list[str]:
-    truth, parts, figs = _truth(sec), [], []
-    metrics = _mapping(sec, "metrics")
-    pop = _mapping(sec, "popularity")
-    true_pop = _mapping(truth, "popularity")
-    metric_keys = sorted({k for d in (metrics, pop) for k, v in d.items() if _scalar(v)},
+    truth, parts, figs = truth_of(sec), [], []
+    metrics = mapping(sec, "metrics")
+    pop = mapping(sec, "popularity")
+    true_pop = mapping(truth, "popularity")
+    metric_keys = sorted({k for d in (metrics, pop) for k, v in d.items() if is_scalar(v)},
                          key=_metric_order)
     parts.append(compare_table(sec, truth, skip=(*metric_keys, "popularity")))
     if metric_keys:
         cols = [("model", metrics), ("popularity", pop), ("model (true)", truth),
                 ("popularity (true)", true_pop)]
         cols = [(h, d) for h, d in cols if any(k in d for k in metric_keys)]
-        rows = [[_label(k)] + [_cell(d, k) for _, d in cols] for k in metric_keys]
+        rows = [[label(k)] + [cell(d, k) for _, d in cols] for k in metric_keys]
         true_cols = [i + 1 for i, (h, _) in enumerate(cols) if h.endswith("(true)")]
         parts.append("<h3>Held-out ranking metrics</h3>"
                      + table(rows, ["metric"] + [h for h, _ in cols], true_cols))
@@ -224,7 +152,7 @@ def _training(sec: Mapping[str, Any]) -> list[str]:
     if isinstance(history, Sequence) and history:
         records = [r for r in history if isinstance(r, Mapping)]
         epochs = [r.get("epoch", i + 1) for i, r in enumerate(records)]
-        loss = [(e, r["loss"]) for e, r in zip(epochs, records) if _is_num(r.get("loss"))]
+        loss = [(e, r["loss"]) for e, r in zip(epochs, records) if is_num(r.get("loss"))]
         if loss:
             loss_x, loss_y = zip(*loss)
             figs.append(plots.line_chart(
@@ -234,7 +162,7 @@ def _training(sec: Mapping[str, Any]) -> list[str]:
                       key=_metric_order)
         series = []
         for k in keys:
-            pts = [(e, r[k]) for e, r in zip(epochs, records) if _is_num(r.get(k))]
+            pts = [(e, r[k]) for e, r in zip(epochs, records) if is_num(r.get(k))]
             if pts:
                 pts_x, pts_y = zip(*pts)
                 series.append(Series(k, pts_x, pts_y, markers=len(pts) < 30))
@@ -244,20 +172,20 @@ def _training(sec: Mapping[str, Any]) -> list[str]:
                 x_label="epoch", y_label="metric"))
     plotted = [k for k in metric_keys if METRIC_KEY.match(k)]
     if plotted:
-        bars = {h: [float(d[k]) if _is_num(d.get(k)) else float("nan") for k in plotted]
+        bars = {h: [float(d[k]) if is_num(d.get(k)) else float("nan") for k in plotted]
                 for h, d in (("model", metrics), ("popularity", pop), ("model (true)", truth),
                              ("popularity (true)", true_pop)) if any(k in d for k in plotted)}
         figs.append(plots.bar_chart("ranking-metrics", "Recall and NDCG at K against popularity",
                                     plotted, bars, value_label="held-out metric"))
-    return [*parts, _row(*figs)]
+    return [*parts, row(*figs)]
 
 
 def _roc(sec: Mapping[str, Any], name: str, title: str) -> str:
-    fpr, tpr = _curve(sec, "roc", "fpr", "tpr")
+    fpr, tpr = curve(sec, "roc", "fpr", "tpr")
     auc = sec.get("roc_auc")
-    label = f"model (AUC {fmt(auc)})" if _is_num(auc) else "model"
-    truth = _truth(sec)
-    true = _curve(truth, "roc", "fpr", "tpr") if isinstance(truth.get("roc"), Mapping) else None
+    label = f"model (AUC {fmt(auc)})" if is_num(auc) else "model"
+    truth = truth_of(sec)
+    true = curve(truth, "roc", "fpr", "tpr") if isinstance(truth.get("roc"), Mapping) else None
     return plots.roc_curve(name, title, fpr, tpr, label=label, truth=true)
 
 
@@ -267,21 +195,21 @@ def _churn(sec: Mapping[str, Any]) -> list[str]:
         figs.append(_roc(sec, "churn-roc", "Churn: ROC curve"))
     if "calibration" in sec:
         cal = sec["calibration"]
-        pred, obs = _curve(sec, "calibration", "predicted", "observed")
-        count = _floats(cal["count"], "calibration.count") if cal.get("count") is not None \
+        pred, obs = curve(sec, "calibration", "predicted", "observed")
+        count = floats(cal["count"], "calibration.count") if cal.get("count") is not None \
             else None
         figs.append(plots.calibration_plot("churn-calibration", "Churn: calibration", pred, obs,
                                            count))
-    return [compare_table(sec, _truth(sec)), _row(*figs)]
+    return [compare_table(sec, truth_of(sec)), row(*figs)]
 
 
 def _response(sec: Mapping[str, Any]) -> list[str]:
     figs = []
     if "lift" in sec:
-        series = [Series("model", *_curve(sec, "lift", "share", "lift"), markers=True)]
-        if isinstance(_truth(sec).get("lift"), Mapping):
+        series = [Series("model", *curve(sec, "lift", "share", "lift"), markers=True)]
+        if isinstance(truth_of(sec).get("lift"), Mapping):
             series.append(Series("true response probability",
-                                 *_curve(_truth(sec), "lift", "share", "lift"), dashed=True))
+                                 *curve(truth_of(sec), "lift", "share", "lift"), dashed=True))
         top = max([1.0, *(v for s in series for v in s.y if math.isfinite(v))])
         figs.append(plots.line_chart(
             "response-lift", "Response model: lift in the top share", series,
@@ -290,37 +218,37 @@ def _response(sec: Mapping[str, Any]) -> list[str]:
             hlines=[(1.0, "random targeting")]))
     if "roc" in sec:
         figs.append(_roc(sec, "response-roc", "Response model: ROC curve"))
-    return [compare_table(sec, _truth(sec)), _row(*figs)]
+    return [compare_table(sec, truth_of(sec)), row(*figs)]
 
 
 def _plan(sec: Mapping[str, Any]) -> list[str]:
-    truth, figs = _truth(sec), []
+    truth, figs = truth_of(sec), []
     facts = dict(sec)
     budget, used = sec.get("budget"), sec.get("budget_used")
-    if _is_num(budget) and _is_num(used) and float(budget) > 0:
+    if is_num(budget) and is_num(used) and float(budget) > 0:
         facts["budget_share_used"] = float(used) / float(budget)
     if "audience_curve" in sec:
-        series = [Series("estimated", *_curve(sec, "audience_curve", "size", "expected_value"))]
+        series = [Series("estimated", *curve(sec, "audience_curve", "size", "expected_value"))]
         if isinstance(truth.get("audience_curve"), Mapping):
-            series.append(Series("true", *_curve(truth, "audience_curve", "size",
+            series.append(Series("true", *curve(truth, "audience_curve", "size",
                                                  "expected_value"), dashed=True))
         send = sec.get("send")
         figs.append(plots.line_chart(
             "plan-audience", "Audience size against expected incremental value", series,
             x_label="audience size (users contacted)", y_label="expected incremental value",
-            vlines=[(float(send), "planned send")] if _is_num(send) else []))
-    if _is_num(budget) or _is_num(used):
-        cats = [c for c in ("budget", "budget_used") if _is_num(sec.get(c))]
+            vlines=[(float(send), "planned send")] if is_num(send) else []))
+    if is_num(budget) or is_num(used):
+        cats = [c for c in ("budget", "budget_used") if is_num(sec.get(c))]
         bars = {"estimated": [float(sec[c]) for c in cats]}
-        if any(_is_num(truth.get(c)) for c in cats):
-            bars["true"] = [float(truth[c]) if _is_num(truth.get(c)) else float("nan")
+        if any(is_num(truth.get(c)) for c in cats):
+            bars["true"] = [float(truth[c]) if is_num(truth.get(c)) else float("nan")
                             for c in cats]
         figs.append(plots.bar_chart("plan-budget", "Budget use", [c.replace("_", " ")
                                                                   for c in cats], bars,
                                     value_label="amount", horizontal=True))
-    counts = _mapping(sec, "counts")
-    groups = {str(k): v for k, v in counts.items() if _is_num(v)}
-    if _is_num(sec.get("control")):
+    counts = mapping(sec, "counts")
+    groups = {str(k): v for k, v in counts.items() if is_num(v)}
+    if is_num(sec.get("control")):
         groups["control (held out)"] = sec["control"]
     if groups:
         figs.append(plots.bar_chart("plan-offers", "Users per offer and control group",
@@ -330,21 +258,24 @@ def _plan(sec: Mapping[str, Any]) -> list[str]:
     if groups:
         parts.append("<h3>Offers</h3>" + table([[escape(k), fmt(v)] for k, v in groups.items()],
                                                ["offer", "users"]))
-    return [*parts, _row(*figs)]
+    return [*parts, row(*figs)]
 
+
+# --- the campaign loop --------------------------------------------------------------------
 
 def _ground_truth(sec: Mapping[str, Any]) -> list[str]:
     parts = [compare_table(sec)]
     for key, value in sec.items():
         if isinstance(value, Mapping) and value:
-            parts.append(f"<h3>{_label(key)}</h3>" + compare_table(value))
+            parts.append(f"<h3>{label(key)}</h3>" + compare_table(value))
     return parts
 
 
 SECTIONS: tuple[tuple[str, str, Callable[[Mapping[str, Any]], list[str]]], ...] = (
     ("data", "Data", _data), ("training", "Training and ranking", _training),
     ("churn", "Churn", _churn), ("response", "Response model", _response),
-    ("plan", "Campaign plan", _plan), ("truth", "Simulation ground truth", _ground_truth))
+    ("plan", "Campaign plan", _plan), ("loop", "Campaign loop", loop_section),
+    ("truth", "Simulation ground truth", _ground_truth))
 
 
 def _section(key: str, heading: str, draw: Callable[[Mapping[str, Any]], list[str]],
@@ -381,8 +312,11 @@ def render_report(results: Mapping[str, Any]) -> str:
 
     title = str(results.get("title") or "shopgraph report")
     created = str(results.get("created") or datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
+    loop_rounds = mapping(results, "loop").get("rounds")
     simulated = bool(results.get("truth")) or any(
-        isinstance(results.get(k), Mapping) and results[k].get("truth") for k, _, _ in SECTIONS)
+        isinstance(results.get(k), Mapping) and results[k].get("truth") for k, _, _ in SECTIONS
+    ) or (isinstance(loop_rounds, Sequence) and any(
+        isinstance(r, Mapping) and r.get("truth") for r in loop_rounds))
     sections, nav = [], []
     for key, heading, draw in SECTIONS:
         html, status = _section(key, heading, draw, results.get(key))

@@ -14,6 +14,8 @@ The functions:
 - :func:`roc_curve`: a ROC curve on the unit square with the chance diagonal.
 - :func:`calibration_plot`: observed against predicted rates with the identity line, markers
   sized by the number of cases in each bin.
+- :func:`interval_chart`: one estimate per category with its interval (a dot on a capped
+  segment), optionally beside the true value (a hollow diamond).
 """
 
 from __future__ import annotations
@@ -188,7 +190,7 @@ def _check_pairs(label: str, xs: Sequence[float], ys: Sequence[float]) -> None:
 def _lines(series: Sequence[Series], x_label: str, y_label: str,
            x_range: tuple[float, float] | None, y_range: tuple[float, float] | None,
            vlines: Sequence[tuple[float, str]], hlines: Sequence[tuple[float, str]],
-           width: int, height: int) -> tuple[_Frame, list[str]]:
+           width: int, height: int, x_integer: bool = False) -> tuple[_Frame, list[str]]:
     """The frame and markup of :func:`line_chart`, for plots that add to it."""
     for s in series:
         _check_pairs(s.label, s.x, s.y)
@@ -201,7 +203,11 @@ def _lines(series: Sequence[Series], x_label: str, y_label: str,
     colors = [s.color or PALETTE[i % len(PALETTE)] for i, s in enumerate(series)]
     legend, rows = _legend([(s.label, c, s.dashed) for s, c in zip(series, colors)
                             if s.legend], width)
-    frame = _Frame(nice_ticks(x_lo, x_hi), nice_ticks(y_lo, y_hi), width, height, rows)
+    x_ticks = nice_ticks(x_lo, x_hi)
+    if x_integer and x_ticks[1] - x_ticks[0] < 1:  # counts (rounds, epochs): no 0.5 ticks
+        first, last = math.floor(x_lo), math.ceil(x_hi)
+        x_ticks = [float(t) for t in range(first, max(last, first + 1) + 1)]
+    frame = _Frame(x_ticks, nice_ticks(y_lo, y_hi), width, height, rows)
     body = frame.axes(x_label, y_label)
     for v, label in vlines:
         if _finite(v):
@@ -235,8 +241,8 @@ def _lines(series: Sequence[Series], x_label: str, y_label: str,
 def line_chart(name: str, title: str, series: Sequence[Series], *, x_label: str = "",
                y_label: str = "", x_range: tuple[float, float] | None = None,
                y_range: tuple[float, float] | None = None, vlines: Sequence[tuple[float, str]] = (),
-               hlines: Sequence[tuple[float, str]] = (), width: int = WIDTH,
-               height: int = HEIGHT) -> str:
+               hlines: Sequence[tuple[float, str]] = (), x_integer: bool = False,
+               width: int = WIDTH, height: int = HEIGHT) -> str:
     """Lines (and optional markers) of one or more series against shared numeric axes.
 
     Args:
@@ -249,13 +255,15 @@ def line_chart(name: str, title: str, series: Sequence[Series], *, x_label: str 
         y_range: fixed ``(lo, hi)`` of the y axis (default: the data's, widened to nice ticks).
         vlines: vertical reference lines as ``(x, label)``.
         hlines: horizontal reference lines as ``(y, label)``.
+        x_integer: the x values are counts (rounds, epochs): ticks at whole numbers only.
         width: SVG width in pixels (default: 560).
         height: SVG height in pixels (default: 340).
 
     Raises:
         ValueError: when a series' x and y differ in length.
     """
-    frame, body = _lines(series, x_label, y_label, x_range, y_range, vlines, hlines, width, height)
+    frame, body = _lines(series, x_label, y_label, x_range, y_range, vlines, hlines, width, height,
+                         x_integer)
     return _svg(name, title, body, width, height)
 
 
@@ -398,4 +406,82 @@ def calibration_plot(name: str, title: str, predicted: Sequence[float],
         body.append(f'<circle class="bin" cx="{frame.x(p):.1f}" cy="{frame.y(o):.1f}" '
                     f'r="{r:.1f}" fill="{PALETTE[0]}" fill-opacity="0.6">'
                     f"<title>{escape(tip)}</title></circle>")
+    return _svg(name, title, body, width, height)
+
+
+def interval_chart(name: str, title: str, categories: Sequence[str], estimate: Sequence[float],
+                   low: Sequence[float], high: Sequence[float], *,
+                   truth: Sequence[float] | None = None, label: str = "estimate",
+                   truth_label: str = "true", value_label: str = "", width: int = WIDTH,
+                   height: int = HEIGHT) -> str:
+    """Estimates with their intervals, one per category, optionally beside the true values.
+
+    Each category gets a capped vertical segment from ``low`` to ``high`` with a dot at the
+    estimate; a true value is a hollow diamond on the same vertical, so an interval that misses
+    the truth is plain to see. A non-finite value leaves out its part (a dot without interval,
+    an interval without dot, no diamond).
+
+    Args:
+        name: the ``data-plot`` attribute.
+        title: shown above the plot and as its ``<title>``.
+        categories: one label per estimate, along the x axis.
+        estimate: the point estimates.
+        low: the intervals' lower ends.
+        high: the intervals' upper ends.
+        truth: the true values (default: none drawn).
+        label: the legend text of the estimates.
+        truth_label: the legend text of the true values.
+        value_label: the value axis title.
+        width: SVG width in pixels (default: 560).
+        height: SVG height in pixels (default: 340).
+
+    Raises:
+        ValueError: when a list does not have one value per category.
+    """
+    columns = {"estimate": estimate, "low": low, "high": high}
+    if truth is not None:
+        columns["truth"] = truth
+    for what, vals in columns.items():
+        if len(vals) != len(categories):
+            raise ValueError(f"{what} has {len(vals)} values for {len(categories)} categories")
+    values = [float(v) for vals in columns.values() for v in vals if _finite(v)]
+    ticks = nice_ticks(min(values), max(values)) if values else nice_ticks(0.0, 1.0)
+    est_color, true_color = PALETTE[0], PALETTE[1]
+    legend, rows = _legend([(label, est_color, False)]
+                           + ([(truth_label, true_color, False)] if truth is not None else []),
+                           width)
+    frame = _Frame([0.0, 1.0], ticks, width, height, rows)
+    body = frame.axes("", value_label, x_numeric=False)
+    slot = (frame.right - frame.left) / max(len(categories), 1)
+    every = max(1, math.ceil(len(categories) * 40 / (frame.right - frame.left)))  # label room
+    cap = min(6.0, slot * 0.25)
+    for i, cat in enumerate(categories):
+        cx = frame.left + slot * (i + 0.5)
+        e, lo, hi = estimate[i], low[i], high[i]
+        tip = escape(f"{cat}: {label} " + (f"{e:,.4g}" if _finite(e) else "n/a")
+                     + (f" [{lo:,.4g}, {hi:,.4g}]" if _finite(lo) and _finite(hi) else ""))
+        if _finite(lo) and _finite(hi):
+            y0, y1 = frame.y(lo), frame.y(hi)
+            body.append(f'<line class="interval" x1="{cx:.1f}" y1="{y0:.1f}" x2="{cx:.1f}" '
+                        f'y2="{y1:.1f}" stroke="{est_color}" stroke-width="2">'
+                        f"<title>{tip}</title></line>")
+            body.extend(f'<line x1="{cx - cap:.1f}" y1="{y:.1f}" x2="{cx + cap:.1f}" '
+                        f'y2="{y:.1f}" stroke="{est_color}" stroke-width="2"/>' for y in (y0, y1))
+        if _finite(e):
+            body.append(f'<circle class="estimate" cx="{cx:.1f}" cy="{frame.y(e):.1f}" r="4" '
+                        f'fill="{est_color}"><title>{tip}</title></circle>')
+        if truth is not None and _finite(truth[i]):
+            t = float(truth[i])
+            ty = frame.y(t)
+            body.append(f'<path class="truth" data-x="{cx:.1f}" data-y="{ty:.1f}" '
+                        f'd="M{cx:.1f},{ty - 6:.1f} L{cx + 6:.1f},{ty:.1f} L{cx:.1f},{ty + 6:.1f} '
+                        f'L{cx - 6:.1f},{ty:.1f} Z" fill="none" stroke="{true_color}" '
+                        f'stroke-width="2"><title>{escape(f"{cat}: {truth_label} {t:,.4g}")}'
+                        "</title></path>")
+        if i % every == 0:
+            body.append(f'<text x="{cx:.1f}" y="{frame.bottom + 18}" text-anchor="middle" '
+                        f'class="tick">{escape(str(cat))}</text>')
+    if not values:
+        body.append(_no_data(frame))
+    body.extend(legend)
     return _svg(name, title, body, width, height)

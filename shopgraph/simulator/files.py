@@ -14,7 +14,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shopgraph.artifacts import atomic_path
-from shopgraph.config import OffersConfig, RunConfig, TargetConfig, TrainConfig, write_run_config
+from shopgraph.config import (
+    LoopConfig,
+    OffersConfig,
+    RunConfig,
+    TargetConfig,
+    TrainConfig,
+    write_run_config,
+)
 
 #: (label or relationship, file, id or (src, dst), properties) in mapping order.
 NODES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
@@ -136,7 +143,9 @@ RUN_CONFIG_HEADER = """\
 # [run.offers]: next offers, learnt from campaign-1's randomised arms, to raise conversions
 #   (label), each worth the mean order value (value_per_response); kind = "logistic" because
 #   calibrated LightGBM finds nothing worth sending here (docs/pipeline.md); cost: money per
-#   send of each offer, like the order value."""
+#   send of each offer, like the order value.
+# [run.loop]: `shopgraph loop run.toml`: a weekly campaign, each planned from every earlier
+#   round's log, answered by this simulated shop (budget per round, cost per send)."""
 
 
 def run_config(out: Path, users: int, order_value: float) -> RunConfig:
@@ -151,7 +160,8 @@ def run_config(out: Path, users: int, order_value: float) -> RunConfig:
         target=TargetConfig(campaign="campaign-1", n=max(10, users // 10), write_back=True),
         offers=OffersConfig(campaign="campaign-1", budget=float(max(10, users // 4)),
                             label="converted", kind="logistic",
-                            value_per_response=round(order_value, 2), cost=dict(OFFER_COSTS)))
+                            value_per_response=round(order_value, 2), cost=dict(OFFER_COSTS)),
+        loop=LoopConfig(budget=float(max(10, users // 4)), cost=dict(OFFER_COSTS)))
 
 
 def numbered(prefix: str, n: int) -> np.ndarray:

@@ -25,13 +25,14 @@ from typer.testing import CliRunner
 from shopgraph.cli.report import report
 from shopgraph.report import ReportWarning, build_report, plots, render_report
 from shopgraph.report.plots import Series
+from tests.report.loop_records import two_rounds
 
 SVG = "{http://www.w3.org/2000/svg}"
 NASTY = '<script>alert("x")</script> & \'q\''
 ALL_PLOTS = {"data-nodes", "data-relationships", "training-loss", "training-metrics",
              "ranking-metrics", "churn-roc", "churn-calibration", "response-lift", "response-roc",
-             "plan-audience", "plan-budget", "plan-offers"}
-SECTIONS = ("data", "training", "churn", "response", "plan", "truth")
+             "plan-audience", "plan-budget", "plan-offers", "loop-cumulative", "loop-intervals"}
+SECTIONS = ("data", "training", "churn", "response", "plan", "loop", "truth")
 
 
 def full_results() -> dict[str, Any]:
@@ -79,6 +80,7 @@ def full_results() -> dict[str, Any]:
                  "truth": {"objective": 1702.0, "true_value": 1702.0,
                            "audience_curve": {"size": [0, 1500, 3000],
                                               "expected_value": [0, 1600, 1650]}}},
+        "loop": {"rounds": two_rounds(), "baselines": {"oracle": [30.0, 35.0]}},
         "truth": {"users": 800, "seed": 0, "churn_rate": 0.22,
                   "offer_effects": {"bogo": 0.8, "10% off": 1.1}},
     }
@@ -303,7 +305,7 @@ def test_partial_sections_and_numpy_values() -> None:
         "plan": {"send": np.int64(10), "counts": {"a": np.int64(10)}}}
     html = render_report(results)
     assert set(_page(html).plots) == {"training-loss", "ranking-metrics", "plan-offers"}
-    assert "0.25" in html and html.count('class="not-run"') == 4
+    assert "0.25" in html and html.count('class="not-run"') == 5
 
 
 def test_results_must_be_a_dict(tmp_path: Path) -> None:

@@ -1,0 +1,179 @@
+"""The campaign loop against the simulated truth: every policy and baseline on the same shop.
+
+Each policy runs the real loop (``shopgraph.jobs.loop.run_loop``: ingest, decision log,
+write-back, the simulator's answers, readouts, off-policy estimates) on its own copy of one
+simulated shop, in its own workspace, for ``--rounds`` rounds of ``--days`` days. Baselines:
+
+* ``none``: no sends (true net value 0 by definition; not run);
+* ``single_best``: the offer with the best mean net value in the shop's randomised test
+  (campaign-1, round 0), sent to a random budget-sized set of eligible users every round;
+* ``one_shot``: today's plan repeated: the reward model fitted once on campaign-1 and the
+  greedy budgeted plan from it every round, never updated;
+* ``oracle``: the budgeted oracle: knows every user's true value, same budget and greedy plan.
+
+Prints one JSON line (keys as in issue 12): ``policy`` (the default), the cumulative true net
+values, ``rounds_negative``, the DR estimate's median relative error and 95 % interval coverage
+over (round, seed) cases, and ``seconds``.
+
+    python bench/loop.py --users 20000 --rounds 10 --seeds 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from shopgraph import open as open_workspace  # noqa: E402
+from shopgraph.config import load_run_config  # noqa: E402
+from shopgraph.jobs import loop as L  # noqa: E402
+from shopgraph.simulator import simulate, true_values  # noqa: E402
+from shopgraph.strategies import policies  # noqa: E402
+
+POLICIES = ("thompson", "epsilon_greedy", "greedy")
+BASELINES = ("single_best", "one_shot", "oracle")
+
+
+def _decisions(users: np.ndarray, action: np.ndarray, inputs: L.RoundInputs,
+               name: str) -> L.Plan:
+    """A deterministic plan (propensity 1) with the loop's control group held out."""
+    k = len(inputs.actions)
+    probs = np.zeros((len(users), k))
+    probs[np.arange(len(users)), action] = 1.0
+    rng = np.random.default_rng(inputs.seed)
+    control = rng.random(len(users)) < inputs.config.control_share
+    share = inputs.config.control_share
+    mixed = (1 - share) * probs
+    mixed[:, 0] += share
+    taken = np.where(control, 0, action)
+    frame = pd.DataFrame({"user_id": users, "offer": np.asarray(inputs.actions)[taken],
+                          "propensity": mixed[np.arange(len(users)), taken],
+                          "control": control})
+    for j, a in enumerate(inputs.actions):
+        frame[f"p_{a}"] = mixed[:, j]
+    return L.Plan(frame, name, "bench-1", np.zeros((len(users), k)), mixed)
+
+
+def _budgeted(net: np.ndarray, costs: np.ndarray, budget: float) -> np.ndarray:
+    """Greedy budgeted best action per user (0 = none) on ``net``."""
+    sel = policies.greedy(net, costs, budget, consent=None, control_share=0.0, seed=0)
+    return np.asarray(sel.action)
+
+
+def make_planner(name: str, shop: Path) -> L.Planner:
+    """The planner of a baseline (the default planner for the loop's own policies)."""
+    if name in POLICIES:
+        return L.plan_round
+
+    def planner(inputs: L.RoundInputs) -> L.Plan:
+        users, costs, c = inputs.users, inputs.costs, inputs.config
+        if name == "oracle":
+            rid = inputs.campaign.removeprefix("round-")
+            v = true_values(shop, rid, users=users.tolist())
+            net = v - costs[None, :]
+            net[:, 0] = 0.0
+            return _decisions(users, _budgeted(net, costs, c.budget * (1 - c.control_share)),
+                              inputs, name)
+        seed_rows = inputs.logs[inputs.logs["campaign_id"] == "campaign-1"]
+        if name == "single_best":
+            means = seed_rows.groupby("action")["spend"].mean()
+            net = means - means.get(0, 0.0) - pd.Series(costs).reindex(means.index)
+            best = int(net.drop(0, errors="ignore").idxmax())
+            rng = np.random.default_rng(inputs.seed)
+            n = int(c.budget * (1 - c.control_share) // costs[best])
+            action = np.zeros(len(users), dtype=int)
+            action[rng.choice(len(users), min(n, len(users)), replace=False)] = best
+            return _decisions(users, action, inputs, name)
+        # one_shot: the model fitted on campaign-1 alone, greedy every round
+        only = L.RoundInputs(inputs.campaign, users, inputs.consent, inputs.features,
+                             seed_rows, None if inputs.log_features is None
+                             else inputs.log_features.loc[seed_rows.index], inputs.actions,
+                             costs, c, 0)
+        plan = L.plan_round(L.RoundInputs(**{**only.__dict__,
+                                             "config": _as(c, policy="greedy")}))
+        return L.Plan(plan.decisions, name, "bench-1", plan.estimated_net, plan.greedy_probs)
+
+    return planner
+
+
+def _as(config: Any, **changes: Any) -> Any:
+    from dataclasses import replace
+    return replace(config, **changes)
+
+
+def run_policy(name: str, base_shop: Path, work: Path, rounds: int, seed: int) -> list[dict]:
+    shop = work / f"shop-{name}-{seed}"
+    shutil.copytree(base_shop, shop)
+    cfg = load_run_config(shop / "run.toml")
+    assert cfg.loop is not None
+    policy = name if name in POLICIES else "greedy"
+    cfg = _as(cfg, loop=_as(cfg.loop, policy=policy, rounds=rounds, seed=seed))
+    ws = open_workspace(work / f"ws-{name}-{seed}")
+    try:
+        result = L.run_loop(ws.store(), ws.layout, cfg.loop, shop=shop,
+                            planner=make_planner(name, shop))
+    finally:
+        ws.close()
+    return result.rounds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--users", type=int, default=20_000)
+    ap.add_argument("--items", type=int, default=5_000)
+    ap.add_argument("--interactions", type=int, default=500_000)
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--policies", default=",".join(POLICIES[:1] + BASELINES))
+    ap.add_argument("--keep", type=Path, default=None, help="work folder to keep")
+    args = ap.parse_args()
+    started = time.perf_counter()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="shopgraph-loop-"))
+    work.mkdir(parents=True, exist_ok=True)
+    base = work / "shop"
+    if not (base / "truth.npz").is_file():
+        simulate(base, users=args.users, items=args.items, interactions=args.interactions,
+                 seed=0)
+    per: dict[str, list[list[dict]]] = {}
+    for seed in range(args.seeds):
+        for name in args.policies.split(","):
+            per.setdefault(name, []).append(run_policy(name, base, work, args.rounds, seed))
+    cum = {n: float(np.mean([sum(r["truth"]["policy_value"] for r in runs)
+                             for runs in rs])) for n, rs in per.items()}
+    default = POLICIES[0]
+    errors, covered = [], []
+    for runs in per.get(default, []):
+        for r in runs:
+            true, dr = r["truth"]["policy_value"], r["ope_policy"]["dr"]
+            errors.append(abs(dr["value"] - true) / max(abs(true), 1e-9))
+            covered.append(dr["ci_low"] <= true <= dr["ci_high"])
+    out = {
+        "bench": "loop", "users": args.users, "rounds": args.rounds, "seeds": args.seeds,
+        "policy": default, "cumulative_true_value": cum.get(default),
+        "oracle_value": cum.get("oracle"), "best_single_offer_value": cum.get("single_best"),
+        "one_shot_value": cum.get("one_shot"), "no_sends_value": 0.0,
+        "cumulative": cum,
+        "rounds_negative": {n: [int(sum(r["truth"]["policy_value"] < 0 for r in runs))
+                                for runs in rs] for n, rs in per.items()},
+        "per_round_true": {n: [[round(r["truth"]["policy_value"], 1) for r in runs]
+                               for runs in rs] for n, rs in per.items()},
+        "dr_median_rel_error": float(np.median(errors)) if errors else None,
+        "dr_ci_coverage": float(np.mean(covered)) if covered else None,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
