@@ -277,6 +277,10 @@ class LoopConfig:
         policy: ``thompson`` (default), ``epsilon_greedy`` or ``greedy``.
         control_share: the share of eligible users always held out, in [0, 1).
         floor: the least probability an exploring policy gives each allowed action.
+        min_confidence: Thompson sampling sends an offer beyond exploration only where the
+            posterior probability that it pays is at least this.
+        explore: the most probability Thompson sampling gives an offer below
+            ``min_confidence`` (exploration).
         ensemble: reward-model members (the posterior Thompson sampling draws from).
         seed: the random seed.
     """
@@ -289,6 +293,8 @@ class LoopConfig:
                         metadata=_choices("thompson", "epsilon_greedy", "greedy"))
     control_share: float = field(default=0.1, metadata=_SHARE)
     floor: float = field(default=0.01, metadata=_SHARE)
+    min_confidence: float = field(default=0.95, metadata=_RECALL)
+    explore: float = field(default=0.01, metadata=_SHARE)
     ensemble: int = field(default=10, metadata=_AT_LEAST_ONE)
     seed: int = 0
 

@@ -51,6 +51,7 @@ from shopgraph.simulator import answer_round, open_round, policy_value, true_val
 from shopgraph.strategies import ope, policies, readout
 from shopgraph.strategies.loop_features import round_features
 from shopgraph.strategies.reward_model import RewardModel, RewardModelWarning
+from shopgraph.strategies.uplift_calibration import logged_calibration_lines
 
 if TYPE_CHECKING:
     from shopgraph.graphdb.store import GraphStore
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
 NONE = "none"
 DAY = 86_400
 #: the reward model's version: bump when its features or settings change
-MODEL_VERSION = "reward-1"
+MODEL_VERSION = "reward-2"
 OnRound = Callable[[dict[str, Any]], None]
 
 
@@ -157,6 +158,7 @@ class Plan:
     version: str
     estimated_net: np.ndarray  # users x actions: the model's mean net value
     greedy_probs: np.ndarray  # users x actions: the greedy plan on the model's means
+    calibration: tuple[tuple[float, float, float], ...] = ()  # (alpha, beta, se) per offer
 
 
 @dataclass(frozen=True)
@@ -189,8 +191,21 @@ def plan_round(inputs: RoundInputs) -> Plan:
         inputs.log_features, logs["action"].to_numpy(), logs["spend"].to_numpy(dtype=float),
         logs["propensity"].to_numpy(dtype=float), n_arms=k, seed=inputs.seed)
     costs = inputs.costs
+    # How much of the predicted uplift is real: the line of the DR pseudo-outcome on the
+    # out-of-fold predictions (beta 0: trust only each offer's average effect).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RewardModelWarning)
+        q_oof = RewardModel(members=2).cross_fit(
+            inputs.log_features, logs["action"].to_numpy(), logs["spend"].to_numpy(dtype=float),
+            logs["propensity"].to_numpy(dtype=float), n_arms=k, folds=3, seed=inputs.seed)
+    lines = logged_calibration_lines(q_oof, logs["action"].to_numpy(),
+                                     logs["spend"].to_numpy(dtype=float),
+                                     logs["propensity"].to_numpy(dtype=float))
+    alpha = np.array([0.0] + [a for a, _, _ in lines])
+    beta = np.array([0.0] + [b for _, b, _ in lines])
+    alpha_se = np.array([0.0] + [e for _, _, e in lines])
     mean = model.predict(inputs.features)
-    net = mean - mean[:, [0]] - costs[None, :]
+    net = alpha + beta * (mean - mean[:, [0]]) - costs[None, :]
     net[:, 0] = 0.0
     common: dict[str, Any] = dict(consent=inputs.consent, control_share=c.control_share,
                                   seed=inputs.seed)
@@ -200,13 +215,18 @@ def plan_round(inputs: RoundInputs) -> Plan:
     elif c.policy == "epsilon_greedy":
         chosen = policies.epsilon_greedy(net, costs, c.budget, epsilon=c.floor * k, **common)
     else:
-        draws = model.sample(inputs.features, c.ensemble, seed=inputs.seed)
-        samples = draws - draws[:, :, [0]] - costs[None, None, :]
+        n_draws = 5 * c.ensemble  # members repeat, each with its own per-offer shift
+        draws = model.sample(inputs.features, n_draws, seed=inputs.seed)
+        # each draw also draws every offer's average uplift from its sampling distribution
+        level = alpha + alpha_se * np.random.default_rng(inputs.seed).standard_normal(
+            (n_draws, 1, k))
+        samples = level + beta * (draws - draws[:, :, [0]]) - costs[None, None, :]
         samples[:, :, 0] = 0.0
-        chosen = policies.thompson(samples, costs, c.budget, floor=c.floor, **common)
+        chosen = policies.thompson(samples, costs, c.budget, floor=c.floor,
+                                   min_confidence=c.min_confidence, explore=c.explore, **common)
     frame = chosen.to_frame(inputs.users.tolist(), list(inputs.actions))
     return Plan(frame.rename(columns={"action": "offer"}), chosen.policy, chosen.version, net,
-                greedy.probs)
+                greedy.probs, tuple(lines))
 
 
 # ---- evaluate ---------------------------------------------------------------------------------
@@ -327,6 +347,9 @@ def _one_round(store: GraphStore, layout: WorkspaceLayout, config: LoopConfig,
             np.save(fh, plan.greedy_probs)
         meta = {"campaign": ctx.campaign_id, "actions": list(actions), "costs": costs.tolist(),
                 "policy": plan.policy, "version": plan.version, "start_ts": int(ctx.start_ts),
+                "calibration": {a: {"alpha": round(al, 4), "beta": round(be, 4),
+                                    "alpha_se": round(se, 4)}
+                                for a, (al, be, se) in zip(actions[1:], plan.calibration)},
                 "start_day": int(ctx.start_day), "end_day": int(ctx.start_day + ctx.days - 1),
                 "estimated_value": float(np.take_along_axis(
                     plan.estimated_net, plan.decisions["offer"].map(
@@ -356,7 +379,8 @@ def _one_round(store: GraphStore, layout: WorkspaceLayout, config: LoopConfig,
                               "control": int(decisions["control"].sum()),
                               "cost": float(costs[decisions["offer"].map(
                                   {a: i for i, a in enumerate(actions)})].sum()),
-                              "estimated_value": meta["estimated_value"]}
+                              "estimated_value": meta["estimated_value"],
+                              "calibration": meta.get("calibration", {})}
     record |= evaluate_round(store, meta["campaign"], decisions, actions, costs, feats,
                              greedy_probs, config.control_share, seed)
     truth = true_values(shop, rid, users=decisions["user_id"].astype(str).tolist())

@@ -74,3 +74,34 @@ def calibrate(uplift: np.ndarray, treatments: list[str],
         alpha, beta = lines[name]
         out[:, j] = alpha + beta * uplift[:, j]
     return out
+
+
+def logged_calibration_lines(q_oof: np.ndarray, action: np.ndarray, reward: np.ndarray,
+                             propensity: np.ndarray) -> list[tuple[float, float, float]]:
+    """:func:`calibration_lines` for a log of any policies with known propensities: per action
+    ``a >= 1``, ``(alpha, beta)`` of the line of the doubly robust uplift pseudo-outcome on the
+    out-of-fold predicted uplift ``q_oof[:, a] - q_oof[:, 0]``.
+
+    The pseudo-outcome :math:`\\Gamma_a - \\Gamma_0`, with :math:`\\Gamma_a = \\hat q_a +
+    1[A = a] (R - \\hat q_a) / p` (Dudík et al., 2014; Kennedy, 2023, "Towards optimal doubly
+    robust estimation of heterogeneous causal effects"), has conditional mean the true uplift
+    whatever policy logged the row, so the line says, as above, how much of the predicted
+    variation is real. ``beta`` is clipped to [0, 1]. The third number is the standard error of
+    the line's level (of the offer's average uplift): the pseudo-outcome's residual standard
+    deviation over :math:`\sqrt n`.
+    """
+    n, k = q_oof.shape
+    rows = np.arange(n)
+    resid = (reward - q_oof[rows, action]) / propensity
+    gamma0 = q_oof[:, 0] + np.where(action == 0, resid, 0.0)
+    lines = []
+    for a in range(1, k):
+        target = q_oof[:, a] + np.where(action == a, resid, 0.0) - gamma0
+        x = q_oof[:, a] - q_oof[:, 0]
+        var = x.var()
+        beta = 0.0 if var <= 0 else float(np.cov(x, target, bias=True)[0, 1] / var)
+        beta = float(np.clip(beta, 0.0, 1.0))
+        alpha = float(target.mean() - beta * x.mean())
+        se = float(np.std(target - beta * x) / np.sqrt(n))
+        lines.append((alpha, beta, se))
+    return lines
