@@ -88,7 +88,7 @@ def logged_calibration_lines(q_oof: np.ndarray, action: np.ndarray, reward: np.n
     whatever policy logged the row, so the line says, as above, how much of the predicted
     variation is real. ``beta`` is clipped to [0, 1]. The third number is the standard error of
     the line's level (of the offer's average uplift): the pseudo-outcome's residual standard
-    deviation over :math:`\sqrt n`.
+    deviation over :math:`\\sqrt n`.
     """
     n, k = q_oof.shape
     rows = np.arange(n)
