@@ -77,7 +77,8 @@ def calibrate(uplift: np.ndarray, treatments: list[str],
 
 
 def logged_calibration_lines(q_oof: np.ndarray, action: np.ndarray, reward: np.ndarray,
-                             propensity: np.ndarray) -> list[tuple[float, float, float]]:
+                             propensity: np.ndarray, max_weight: float = 20.0
+                             ) -> list[tuple[float, float, float]]:
     """:func:`calibration_lines` for a log of any policies with known propensities: per action
     ``a >= 1``, ``(alpha, beta)`` of the line of the doubly robust uplift pseudo-outcome on the
     out-of-fold predicted uplift ``q_oof[:, a] - q_oof[:, 0]``.
@@ -89,10 +90,21 @@ def logged_calibration_lines(q_oof: np.ndarray, action: np.ndarray, reward: np.n
     variation is real. ``beta`` is clipped to [0, 1]. The third number is the standard error of
     the line's level (of the offer's average uplift): the pseudo-outcome's residual standard
     deviation over :math:`\\sqrt n`.
+
+    Weights :math:`1/p` are clipped at ``max_weight`` (default 20) and self-normalised within
+    each action (they sum to the number of rows, as :math:`1/p` does in expectation): a log of
+    exploring rounds holds rows of propensity 0.002, whose raw weights of 500 made the
+    20,000-user shop's line levels four times as uncertain after a few rounds as before them.
+    The clip trades that variance for a bias toward the reward model's own prediction.
     """
     n, k = q_oof.shape
     rows = np.arange(n)
-    resid = (reward - q_oof[rows, action]) / propensity
+    w = np.minimum(1.0 / propensity, max_weight)
+    for a in range(k):  # Hajek: the action's weights sum to n, as 1/p's do in expectation
+        at = action == a
+        if at.any():
+            w[at] *= n / w[at].sum()
+    resid = (reward - q_oof[rows, action]) * w
     gamma0 = q_oof[:, 0] + np.where(action == 0, resid, 0.0)
     lines = []
     for a in range(1, k):
