@@ -9,15 +9,8 @@ user without items in this split. The same pair twice is a bad row (the later on
 before the first id is dropped; a line that is not UTF-8 is a bad row (file, line, field and
 the bad byte's column).
 
-Memory: the events are streamed (:func:`useritem.user_item_source`). Loading reads the file once,
-a chunk of whole lines at a time (:data:`common.CHUNK_BYTES`, 1 MiB; a longer line is read
-whole), to find the bad and repeated rows and the distinct ids; ingest reads it again, a chunk at
-a time, and writes it in batches. What stays in memory is the distinct user and item ids (about
-150 bytes each) plus O(one chunk), whatever the number of events; the event-id hashes for the
-duplicate check wait in scratch files (16 bytes an event on disk). Measured on lightgcn files
-(dev-2c, peak RSS growth while loading and reading every chunk): 20 MB, 3 M pairs, 0.53 M ids:
-210 MB; 100 MB, 15 M pairs, 0.59 M ids: 270 MB (the in-memory loader needed about 100 bytes a
-pair for the frames alone, 2.8 GB for a 200 MB file).
+Memory: the events are streamed (:mod:`~shopgraph.graphdb.formats.useritem`): what stays in
+memory is the distinct user and item ids plus one chunk of lines, whatever the number of events.
 """
 
 from __future__ import annotations

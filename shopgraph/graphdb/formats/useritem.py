@@ -3,6 +3,10 @@
 :func:`user_item_source` reads the file once to find bad and repeated rows and the distinct
 ids, and gives ingest a streamed :class:`~shopgraph.graphdb.frames.EdgeFrame` that reads it
 again a chunk at a time: memory holds the distinct ids and one chunk, never all the events.
+
+Measured on lightgcn files (dev-2c, peak RSS growth while loading and reading every chunk):
+20 MB, 3 M pairs, 0.53 M ids: 210 MB; 100 MB, 15 M pairs, 0.59 M ids: 270 MB (the in-memory
+loader needed about 100 bytes a pair for the frames alone, 2.8 GB for a 200 MB file).
 """
 
 from __future__ import annotations
