@@ -128,6 +128,65 @@ def run_policy(name: str, base_shop: Path, work: Path, rounds: int, seed: int) -
     return result.rounds
 
 
+def seed_arm_means(shop: Path) -> dict[str, float]:
+    """Mean spend per arm of the shop's randomised test (campaign-1), from its files."""
+    rec = pd.read_parquet(shop / "received.parquet")
+    held = pd.read_parquet(shop / "held_out.parquet")
+    conv = pd.read_parquet(shop / "converted.parquet")
+    log = pd.concat([rec[rec["offer_id"].str.startswith("campaign-1:")][["user_id", "arm"]],
+                     held[held["campaign_id"] == "campaign-1"][["user_id", "arm"]]])
+    spend = conv[conv["campaign_id"] == "campaign-1"].groupby("user_id")["value"].sum()
+    log["spend"] = log["user_id"].map(spend).fillna(0.0)
+    return {("none" if a == "control" else a): float(v)
+            for a, v in log.groupby("arm")["spend"].mean().items()}
+
+
+def run_fixed(name: str, base_shop: Path, work: Path, rounds: int, seed: int) -> list[dict]:
+    """A baseline that learns nothing (single_best, oracle), run through the simulator alone:
+    the same rounds, plans and truth as the loop, without the graph (it reads no logs)."""
+    from shopgraph.simulator import answer_round, open_round, policy_value
+
+    shop = work / f"shop-{name}-{seed}"
+    shutil.copytree(base_shop, shop)
+    cfg = load_run_config(shop / "run.toml")
+    assert cfg.loop is not None
+    c = cfg.loop
+    means = seed_arm_means(shop)
+    out = []
+    for k in range(1, rounds + 1):
+        rid = L.round_id(k)
+        ctx = open_round(shop, rid, days=c.days)
+        actions = tuple(ctx.arms)
+        costs = np.array([0.0] + [float(c.cost[a]) for a in actions[1:]])
+        users = np.asarray(ctx.eligible, dtype=str)
+        rng = np.random.default_rng(seed * 1000 + k)
+        control = rng.random(len(users)) < c.control_share
+        action = np.zeros(len(users), dtype=int)
+        budget = c.budget * (1 - c.control_share)
+        if name == "oracle":
+            v = true_values(shop, ctx, users=users.tolist())
+            net = v - costs[None, :]
+            net[:, 0] = 0.0
+            action = _budgeted(net, costs, budget)
+        else:  # single_best: the arm with the best mean net value in campaign-1
+            net_arm = {a: means.get(a, 0.0) - means.get("none", 0.0) - costs[j]
+                       for j, a in enumerate(actions) if j}
+            best = actions.index(max(net_arm, key=lambda a: net_arm[a]))
+            n = int(budget // costs[best])
+            action[rng.choice(len(users), min(n, len(users)), replace=False)] = best
+        taken = np.where(control, 0, action)
+        probs = np.zeros((len(users), len(actions)))
+        probs[np.arange(len(users)), taken] = 1.0
+        v = true_values(shop, ctx, users=users.tolist())
+        value = policy_value(v, probs, costs)
+        answer_round(shop, pd.DataFrame({"user_id": users,
+                                         "offer": np.asarray(actions)[taken]}),
+                     round_id=rid, days=c.days)
+        out.append({"round": rid, "truth": {"policy_value": value},
+                    "cost": float(costs[taken].sum())})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--users", type=int, default=20_000)
@@ -148,7 +207,8 @@ def main() -> None:
     per: dict[str, list[list[dict]]] = {}
     for seed in range(args.seeds):
         for name in args.policies.split(","):
-            per.setdefault(name, []).append(run_policy(name, base, work, args.rounds, seed))
+            run = run_fixed if name in ("single_best", "oracle") else run_policy
+            per.setdefault(name, []).append(run(name, base, work, args.rounds, seed))
     cum = {n: float(np.mean([sum(r["truth"]["policy_value"] for r in runs)
                              for runs in rs])) for n, rs in per.items()}
     default = POLICIES[0]
