@@ -125,6 +125,7 @@ def run_policy(name: str, base_shop: Path, work: Path, rounds: int, seed: int) -
                             planner=make_planner(name, shop))
     finally:
         ws.close()
+        ws.server().stop()  # a benchmark's workspace is scratch: leave no server running
     return result.rounds
 
 
