@@ -154,10 +154,7 @@ def user_item_source(p: Path, sink: RowSink, parse: ChunkParser,
     spill = _HashSpill(str(p))
     users, items = _Distinct(), _Distinct()
     try:
-        for first, lines in iter_text_chunks(p, sink, field_name):
-            df = parse(first, lines, sink)
-            if df is None:
-                continue
+        for _, df in _parsed(p, parse, field_name, sink):
             spill.add(pd.util.hash_array(df["eid"].to_numpy(dtype=object), categorize=False))
             users.add(df["src"])
             items.add(df["dst"])
@@ -182,17 +179,12 @@ def user_item_source(p: Path, sink: RowSink, parse: ChunkParser,
         if _stamp(p) != stamp:
             raise IngestError("the file changed after it was read; run the ingest again",
                               file=file)
-        offset = 0
-        quiet = RowSink(p, strict=False)
-        for first, lines in iter_text_chunks(p, quiet, field_name):
-            df = parse(first, lines, quiet)
-            if df is None:
-                continue
-            n = len(df)
-            lo, hi = np.searchsorted(drop, [offset, offset + n])
-            offset += n
+        seen = 0
+        for offset, df in _parsed(p, parse, field_name, RowSink(p, strict=False)):
+            seen = offset + len(df)
+            lo, hi = np.searchsorted(drop, [offset, seen])
             if hi > lo:
-                df = df.drop(index=df.index[drop[lo:hi] - (offset - n)])
+                df = df.drop(index=df.index[drop[lo:hi] - offset])
             if not len(df):
                 continue
             df = df.reset_index(drop=True)
@@ -202,7 +194,7 @@ def user_item_source(p: Path, sink: RowSink, parse: ChunkParser,
             df = df[["src", "dst", "eid", "ts", "value", "_line"]]
             check_edge_frame(EdgeFrame(rel, df, file))
             yield df
-        if offset != n_rows:
+        if seen != n_rows:
             raise IngestError("the file changed after it was read; run the ingest again",
                               file=file)
 
@@ -213,20 +205,27 @@ def user_item_source(p: Path, sink: RowSink, parse: ChunkParser,
     return data
 
 
+def _parsed(p: Path, parse: ChunkParser, field_name: Callable[[int], str], sink: RowSink
+            ) -> Iterator[tuple[int, pd.DataFrame]]:
+    """``(position of its first row, rows)`` for each chunk of ``p`` that ``parse`` makes rows
+    of; positions count the parsed rows from 0 (the numbering of the duplicate check)."""
+    offset = 0
+    for first, lines in iter_text_chunks(p, sink, field_name):
+        df = parse(first, lines, sink)
+        if df is not None:
+            yield offset, df
+            offset += len(df)
+
+
 def _rows_at(p: Path, parse: ChunkParser, field_name: Callable[[int], str],
              positions: np.ndarray) -> pd.DataFrame:
     """The parsed rows at ``positions`` (sorted row numbers from 0, counted over the rows
     ``parse`` yields), read again from the file, in order."""
-    quiet = RowSink(p, strict=False)
-    parts, offset = [], 0
-    for first, lines in iter_text_chunks(p, quiet, field_name):
-        df = parse(first, lines, quiet)
-        if df is None:
-            continue
+    parts = []
+    for offset, df in _parsed(p, parse, field_name, RowSink(p, strict=False)):
         lo, hi = np.searchsorted(positions, [offset, offset + len(df)])
         if hi > lo:
             parts.append(df.iloc[positions[lo:hi] - offset][["eid", "_line"]])
-        offset += len(df)
     return (pd.concat(parts, ignore_index=True) if parts
             else pd.DataFrame({"eid": pd.Series(dtype=str), "_line": np.zeros(0, np.int64)}))
 
