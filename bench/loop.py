@@ -26,8 +26,8 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,71 +45,27 @@ POLICIES = ("thompson", "epsilon_greedy", "greedy")
 BASELINES = ("single_best", "one_shot", "oracle")
 
 
-def _decisions(users: np.ndarray, action: np.ndarray, inputs: L.RoundInputs,
-               name: str) -> L.Plan:
-    """A deterministic plan (propensity 1) with the loop's control group held out."""
-    k = len(inputs.actions)
-    probs = np.zeros((len(users), k))
-    probs[np.arange(len(users)), action] = 1.0
-    rng = np.random.default_rng(inputs.seed)
-    control = rng.random(len(users)) < inputs.config.control_share
-    share = inputs.config.control_share
-    mixed = (1 - share) * probs
-    mixed[:, 0] += share
-    taken = np.where(control, 0, action)
-    frame = pd.DataFrame({"user_id": users, "offer": np.asarray(inputs.actions)[taken],
-                          "propensity": mixed[np.arange(len(users)), taken],
-                          "control": control})
-    for j, a in enumerate(inputs.actions):
-        frame[f"p_{a}"] = mixed[:, j]
-    return L.Plan(frame, name, "bench-1", np.zeros((len(users), k)), mixed)
-
-
 def _budgeted(net: np.ndarray, costs: np.ndarray, budget: float) -> np.ndarray:
     """Greedy budgeted best action per user (0 = none) on ``net``."""
     sel = policies.greedy(net, costs, budget, consent=None, control_share=0.0, seed=0)
     return np.asarray(sel.action)
 
 
-def make_planner(name: str, shop: Path) -> L.Planner:
-    """The planner of a baseline (the default planner for the loop's own policies)."""
+def make_planner(name: str) -> L.Planner:
+    """The loop's own planner for its policies; for ``one_shot``, the same planner held to
+    campaign-1's log (fitted on it alone, greedy every round, never updated)."""
     if name in POLICIES:
         return L.plan_round
 
-    def planner(inputs: L.RoundInputs) -> L.Plan:
-        users, costs, c = inputs.users, inputs.costs, inputs.config
-        if name == "oracle":
-            rid = inputs.campaign.removeprefix("round-")
-            v = true_values(shop, rid, users=users.tolist())
-            net = v - costs[None, :]
-            net[:, 0] = 0.0
-            return _decisions(users, _budgeted(net, costs, c.budget * (1 - c.control_share)),
-                              inputs, name)
+    def one_shot(inputs: L.RoundInputs) -> L.Plan:
         seed_rows = inputs.logs[inputs.logs["campaign_id"] == "campaign-1"]
-        if name == "single_best":
-            means = seed_rows.groupby("action")["spend"].mean()
-            net = means - means.get(0, 0.0) - pd.Series(costs).reindex(means.index)
-            best = int(net.drop(0, errors="ignore").idxmax())
-            rng = np.random.default_rng(inputs.seed)
-            n = int(c.budget * (1 - c.control_share) // costs[best])
-            action = np.zeros(len(users), dtype=int)
-            action[rng.choice(len(users), min(n, len(users)), replace=False)] = best
-            return _decisions(users, action, inputs, name)
-        # one_shot: the model fitted on campaign-1 alone, greedy every round
-        only = L.RoundInputs(inputs.campaign, users, inputs.consent, inputs.features,
-                             seed_rows, None if inputs.log_features is None
-                             else inputs.log_features.loc[seed_rows.index], inputs.actions,
-                             costs, c, 0)
-        plan = L.plan_round(L.RoundInputs(**{**only.__dict__,
-                                             "config": _as(c, policy="greedy")}))
-        return L.Plan(plan.decisions, name, "bench-1", plan.estimated_net, plan.greedy_probs)
+        plan = L.plan_round(replace(
+            inputs, logs=seed_rows, seed=0, config=replace(inputs.config, policy="greedy"),
+            log_features=None if inputs.log_features is None
+            else inputs.log_features.loc[seed_rows.index]))
+        return replace(plan, policy=name, version="bench-1")
 
-    return planner
-
-
-def _as(config: Any, **changes: Any) -> Any:
-    from dataclasses import replace
-    return replace(config, **changes)
+    return one_shot
 
 
 def run_policy(name: str, base_shop: Path, work: Path, rounds: int, seed: int) -> list[dict]:
@@ -118,11 +74,11 @@ def run_policy(name: str, base_shop: Path, work: Path, rounds: int, seed: int) -
     cfg = load_run_config(shop / "run.toml")
     assert cfg.loop is not None
     policy = name if name in POLICIES else "greedy"
-    cfg = _as(cfg, loop=_as(cfg.loop, policy=policy, rounds=rounds, seed=seed))
+    cfg = replace(cfg, loop=replace(cfg.loop, policy=policy, rounds=rounds, seed=seed))
     ws = open_workspace(work / f"ws-{name}-{seed}")
     try:
         result = L.run_loop(ws.store(), ws.layout, cfg.loop, shop=shop,
-                            planner=make_planner(name, shop))
+                            planner=make_planner(name))
     finally:
         ws.close()
         ws.server().stop()  # a benchmark's workspace is scratch: leave no server running
@@ -164,8 +120,8 @@ def run_fixed(name: str, base_shop: Path, work: Path, rounds: int, seed: int) ->
         control = rng.random(len(users)) < c.control_share
         action = np.zeros(len(users), dtype=int)
         budget = c.budget * (1 - c.control_share)
+        v = true_values(shop, ctx, users=users.tolist())
         if name == "oracle":
-            v = true_values(shop, ctx, users=users.tolist())
             net = v - costs[None, :]
             net[:, 0] = 0.0
             action = _budgeted(net, costs, budget)
@@ -178,7 +134,6 @@ def run_fixed(name: str, base_shop: Path, work: Path, rounds: int, seed: int) ->
         taken = np.where(control, 0, action)
         probs = np.zeros((len(users), len(actions)))
         probs[np.arange(len(users)), taken] = 1.0
-        v = true_values(shop, ctx, users=users.tolist())
         value = policy_value(v, probs, costs)
         answer_round(shop, pd.DataFrame({"user_id": users,
                                          "offer": np.asarray(actions)[taken]}),
