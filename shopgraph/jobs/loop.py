@@ -44,6 +44,7 @@ from shopgraph.config import LoopConfig
 from shopgraph.errors import InsufficientDataError
 from shopgraph.graphdb import tables
 from shopgraph.graphdb.formats import load
+from shopgraph.graphdb.frames import NodeFrame, SourceData
 from shopgraph.graphdb.ingest import ingest
 from shopgraph.jobs import writeback
 from shopgraph.layout import WorkspaceLayout
@@ -94,6 +95,12 @@ def _plain(x: Any) -> Any:
     raise TypeError(f"not JSON: {type(x).__name__}")
 
 
+def action_index(offers: pd.Series, actions: tuple[str, ...]) -> np.ndarray:
+    """Each offer name's position in ``actions`` (0 = no offer)."""
+    index: np.ndarray = offers.map({a: i for i, a in enumerate(actions)}).to_numpy(dtype=int)
+    return index
+
+
 def round_id(k: int) -> str:
     """The id of round ``k`` (from 1)."""
     return f"w{k:02d}"
@@ -139,7 +146,7 @@ def logged_rows(store: GraphStore, actions: tuple[str, ...], costs: np.ndarray,
                                      "propensity", "converted", "spend", "reward"])
     rows = pd.concat(parts, ignore_index=True)
     rows = rows[rows["offer"].isin(actions)].reset_index(drop=True)
-    rows["action"] = rows["offer"].map({a: i for i, a in enumerate(actions)}).astype(int)
+    rows["action"] = action_index(rows["offer"], actions)
     rows["spend"] = pd.to_numeric(rows["spend"], errors="coerce").fillna(0.0)
     rows["converted"] = pd.to_numeric(rows["converted"], errors="coerce").fillna(0.0)
     rows["reward"] = rows["spend"] - costs[rows["action"].to_numpy()]
@@ -187,20 +194,19 @@ def plan_round(inputs: RoundInputs) -> Plan:
     if logs.empty or inputs.log_features is None:
         raise InsufficientDataError("no logged decisions to learn from yet; ingest a past "
                                     "randomised campaign first")
+    action = logs["action"].to_numpy()
+    spend = logs["spend"].to_numpy(dtype=float)
+    propensity = logs["propensity"].to_numpy(dtype=float)
     model = RewardModel(members=max(2, c.ensemble)).fit(
-        inputs.log_features, logs["action"].to_numpy(), logs["spend"].to_numpy(dtype=float),
-        logs["propensity"].to_numpy(dtype=float), n_arms=k, seed=inputs.seed)
+        inputs.log_features, action, spend, propensity, n_arms=k, seed=inputs.seed)
     costs = inputs.costs
     # How much of the predicted uplift is real: the line of the DR pseudo-outcome on the
     # out-of-fold predictions (beta 0: trust only each offer's average effect).
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RewardModelWarning)
-        q_oof = RewardModel(members=2).cross_fit(
-            inputs.log_features, logs["action"].to_numpy(), logs["spend"].to_numpy(dtype=float),
-            logs["propensity"].to_numpy(dtype=float), n_arms=k, folds=3, seed=inputs.seed)
-    lines = logged_calibration_lines(q_oof, logs["action"].to_numpy(),
-                                     logs["spend"].to_numpy(dtype=float),
-                                     logs["propensity"].to_numpy(dtype=float))
+        q_oof = RewardModel(members=2).cross_fit(inputs.log_features, action, spend, propensity,
+                                                 n_arms=k, folds=3, seed=inputs.seed)
+    lines = logged_calibration_lines(q_oof, action, spend, propensity)
     alpha = np.array([0.0] + [a for a, _, _ in lines])
     beta = np.array([0.0] + [b for _, b, _ in lines])
     alpha_se = np.array([0.0] + [e for _, _, e in lines])
@@ -239,7 +245,7 @@ def evaluate_round(store: GraphStore, campaign: str, plan: pd.DataFrame,
     got = log.set_index("user_id").reindex(plan["user_id"].astype(str))
     spend = pd.to_numeric(got["spend"], errors="coerce").fillna(0.0).to_numpy()
     converted = (pd.to_numeric(got["converted"], errors="coerce").fillna(0.0) > 0).to_numpy()
-    action = plan["offer"].map({a: i for i, a in enumerate(actions)}).to_numpy()
+    action = action_index(plan["offer"], actions)
     reward = spend - costs[action]
     probs = plan[[f"p_{a}" for a in actions]].to_numpy(dtype=float)
     frame = pd.DataFrame({"arm": np.where(plan["control"].to_numpy(), "control", "policy"),
@@ -352,8 +358,8 @@ def _one_round(store: GraphStore, layout: WorkspaceLayout, config: LoopConfig,
                                 for a, (al, be, se) in zip(actions[1:], plan.calibration)},
                 "start_day": int(ctx.start_day), "end_day": int(ctx.start_day + ctx.days - 1),
                 "estimated_value": float(np.take_along_axis(
-                    plan.estimated_net, plan.decisions["offer"].map(
-                        {a: i for i, a in enumerate(actions)}).to_numpy()[:, None], 1).sum())}
+                    plan.estimated_net,
+                    action_index(plan.decisions["offer"], actions)[:, None], 1).sum())}
         with atomic_path(meta_path) as tmp:
             tmp.write_text(json.dumps(meta))
         with atomic_path(saved / "decisions.parquet") as tmp:  # last: marks the plan as made
@@ -363,6 +369,7 @@ def _one_round(store: GraphStore, layout: WorkspaceLayout, config: LoopConfig,
     feats = pd.read_parquet(saved / "features.parquet").drop(columns="user_id")
     greedy_probs = np.load(saved / "greedy.npy")
     actions, costs = tuple(meta["actions"]), np.asarray(meta["costs"])
+    taken = action_index(decisions["offer"], actions)
     run = fingerprint("loop", rid, meta["policy"], meta["version"])
     _campaign_node(store, meta)
     writeback.write_decisions(store, decisions.assign(offer=decisions["offer"].astype(str)),
@@ -377,19 +384,17 @@ def _one_round(store: GraphStore, layout: WorkspaceLayout, config: LoopConfig,
                               "sends": {a: int((decisions["offer"] == a).sum())
                                         for a in actions[1:]},
                               "control": int(decisions["control"].sum()),
-                              "cost": float(costs[decisions["offer"].map(
-                                  {a: i for i, a in enumerate(actions)})].sum()),
+                              "cost": float(costs[taken].sum()),
                               "estimated_value": meta["estimated_value"],
                               "calibration": meta.get("calibration", {})}
     record |= evaluate_round(store, meta["campaign"], decisions, actions, costs, feats,
                              greedy_probs, config.control_share, seed)
     truth = true_values(shop, rid, users=decisions["user_id"].astype(str).tolist())
     probs = decisions[[f"p_{a}" for a in actions]].to_numpy(dtype=float)
-    taken = np.zeros_like(probs)
-    taken[np.arange(len(probs)), decisions["offer"].map(
-        {a: i for i, a in enumerate(actions)}).to_numpy()] = 1.0
+    realised = np.zeros_like(probs)
+    realised[np.arange(len(probs)), taken] = 1.0
     record["truth"] = {"policy_value": policy_value(truth, probs, costs),
-                       "realised_value": policy_value(truth, taken, costs),
+                       "realised_value": policy_value(truth, realised, costs),
                        "greedy_value": policy_value(truth, greedy_probs, costs)}
     record["seconds"] = round(time.perf_counter() - started, 1)
     return record
@@ -397,8 +402,6 @@ def _one_round(store: GraphStore, layout: WorkspaceLayout, config: LoopConfig,
 
 def _campaign_node(store: GraphStore, meta: Mapping[str, Any]) -> None:
     """The round's ``Campaign`` node, so the decisions can point at it before the answers."""
-    from shopgraph.graphdb.frames import NodeFrame, SourceData
-
     nodes = NodeFrame("Campaign", pd.DataFrame({
         "id": [meta["campaign"]], "type": ["loop_round"], "start_day": [meta["start_day"]],
         "end_day": [meta["end_day"]], "_line": [0]}))
