@@ -49,6 +49,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from shopgraph.strategies.ope import kish_ess
+
 METRICS = ("conversion", "revenue")
 
 
@@ -197,16 +199,12 @@ class _Arm(NamedTuple):
     ess: float  # Kish effective sample size
 
 
-def _ess(w: np.ndarray) -> float:
-    return float(w.sum()) ** 2 / float(w @ w)
-
-
 def _arm(y: np.ndarray, w: np.ndarray) -> _Arm:
     sw = float(w.sum())
     mean = float(w @ y) / sw
     n = int(np.count_nonzero(w))
     var = n / (n - 1) * float(np.sum((w * (y - mean)) ** 2)) / sw**2
-    return _Arm(mean, var, _ess(w))
+    return _Arm(mean, var, kish_ess(w))
 
 
 def _difference(t: _Arm, c: _Arm, level: float) -> Difference:
@@ -390,4 +388,4 @@ def _compare(codes: np.ndarray, treatment: int, control: int, labels: list[str],
         cuped = None if x is None else _cuped(y, x[keep], wk, is_t, level, raw)
         out[name] = MetricReadout(name, t.mean, c.mean, raw, *_lift(t, c, level), cuped)
     return Comparison(labels[treatment], labels[control], int(is_t.sum()), int((~is_t).sum()),
-                      _ess(wk[is_t]), _ess(wk[~is_t]), out["conversion"], out["revenue"])
+                      kish_ess(wk[is_t]), kish_ess(wk[~is_t]), out["conversion"], out["revenue"])

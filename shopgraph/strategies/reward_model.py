@@ -102,6 +102,7 @@ import numpy as np
 import pandas as pd
 
 from shopgraph.errors import ShopgraphError
+from shopgraph.strategies.ope import kish_ess
 from shopgraph.strategies.uplift import EXCLUDED, _OneHot
 
 KINDS = ("auto", "lightgbm", "linear")
@@ -360,8 +361,7 @@ class RewardModel:
         for (k, m), model in zip(tasks, fitted):
             self._models[k][m] = model
         self._shrink(features, a, r, w, rng)
-        ess = [float(w[a == k].sum() ** 2 / (w[a == k] ** 2).sum()) if (a == k).any() else 0.0
-               for k in range(n_arms)]
+        ess = [kish_ess(w[a == k]) for k in range(n_arms)]
         self.arms = pd.DataFrame({
             "rows": np.bincount(a, minlength=n_arms), "ess": ess,
             "kind": [self._kinds.get(k, "pooled") for k in range(n_arms)],
@@ -398,8 +398,7 @@ class RewardModel:
         fit = g.mean(axis=0) + d.mean(axis=0)[np.arange(len(ref)), a[ref]]
         sigma2 = float(np.sum(w[ref] * (r[ref] - fit) ** 2) / w[ref].sum())
         logged = self._logged
-        ess = np.array([w[a == k].sum() ** 2 / (w[a == k] ** 2).sum() if logged[k] else 1.0
-                        for k in range(self.n_arms)])
+        ess = np.array([kish_ess(w[a == k]) if logged[k] else 1.0 for k in range(self.n_arms)])
         boot_var = mean_k.var(axis=0, ddof=1)
         noise = np.maximum(boot_var, sigma2 / ess)
         m = mean_k.mean(axis=0)
