@@ -22,6 +22,7 @@ from shopgraph.config import (
     TrainConfig,
     write_run_config,
 )
+from shopgraph.eventids import event_ids as shared_event_ids
 
 #: (label or relationship, file, id or (src, dst), properties) in mapping order.
 NODES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
@@ -171,22 +172,11 @@ def numbered(prefix: str, n: int) -> np.ndarray:
 
 
 def event_ids(*parts: np.ndarray | str) -> np.ndarray:
-    """Composite event ids, row by row: each part escaped (``%`` as ``%25``, then ``:`` as
-    ``%3A``) and the parts joined with ``:``.
-
-    This is the ingest layer's rule (``shopgraph.graphdb.formats.common.event_id``), repeated
-    here because the simulator may not import ``shopgraph.graphdb``; a test pins the two
-    together. The simulator's parts (campaign, user and round ids, kinds, numbers) never hold
-    ``%`` or ``:``, so its ids read ``campaign-1:u00042:received`` as they always did, and an id
-    splits back into its parts unambiguously.
-    """
-    n = max((len(p) for p in parts if not isinstance(p, str)), default=1)
-    out: pd.Series | None = None
-    for part in parts:
-        text = pd.Series(np.full(n, part, dtype=object) if isinstance(part, str)
-                         else np.asarray(part, dtype=object), dtype=object).astype(str)
-        text = text.str.replace("%", "%25", regex=False).str.replace(":", "%3A", regex=False)
-        out = text if out is None else out + ":" + text
-    assert out is not None, "event_ids needs at least one part"
-    ids: np.ndarray = out.to_numpy(dtype=object)
+    """Composite event ids, row by row (:func:`shopgraph.eventids.event_ids`, the ingest layer's
+    rule: each part's ``%`` and ``:`` escaped, the parts joined with ``:``), as an object array.
+    The simulator's parts (campaign, user and round ids, kinds, numbers) never hold ``%`` or
+    ``:``, so its ids read ``campaign-1:u00042:received`` as they always did."""
+    series = [p if isinstance(p, str) else pd.Series(np.asarray(p, dtype=object)).astype(str)
+              for p in parts]
+    ids: np.ndarray = shared_event_ids(*series).to_numpy(dtype=object)
     return ids
