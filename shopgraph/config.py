@@ -150,6 +150,9 @@ class TrainConfig:
         seed: the random seed of the split and the model.
         rel_types: the interaction relationship types to train on (default: all).
         resume: continue from the model's last checkpoint.
+        refit: after measuring on the held-out split, fit the served model again on all
+            interactions (BPR models: for the epochs the split chose); ``False`` serves the
+            model fitted on the split.
         settings: the model's hyper-parameters (``max_seconds``, ``epochs``, ``lr``, ``k``, ...):
             every other key of ``[run.train]``, as given; the model validates them.
     """
@@ -158,6 +161,7 @@ class TrainConfig:
     seed: int = 0
     rel_types: tuple[str, ...] | None = None
     resume: bool = False
+    refit: bool = True
     settings: Mapping[str, Any] = field(default_factory=dict, metadata=_REST)
 
 

@@ -173,26 +173,25 @@ class Workspace:
 
     # -- models ----------------------------------------------------------------------------
 
-    def train(self, model: str = "lightgcn", *, valid_fraction: float = 0.1, seed: int = 0,
-              rel_types: Sequence[str] | None = None, resume: bool = False,
+    def train(self, model: str = "spectral", *, valid_fraction: float = 0.1, seed: int = 0,
+              rel_types: Sequence[str] | None = None, resume: bool = False, refit: bool = True,
               progress: bool = True, **settings: int | float | str | bool) -> TrainResult:
         """Train ``model`` on the graph's interactions; ``settings`` are the model's own
-        hyper-parameters (e.g. ``epochs=50``, ``k=64``). See :func:`shopgraph.jobs.train`."""
+        hyper-parameters (e.g. ``epochs=50``, ``k=64``). The served model is refitted on all
+        interactions unless ``refit=False``. See :func:`shopgraph.jobs.train`."""
         from shopgraph.jobs.train import train_model
 
         config = TrainConfig(valid_fraction=valid_fraction, seed=seed,
                              rel_types=tuple(rel_types) if rel_types else None, resume=resume,
-                             settings=settings)
+                             refit=refit, settings=settings)
         return train_model(self.store(), self.layout, model, config, progress=progress)
 
-    def evaluate(self, model: str = "lightgcn", ks: tuple[int, ...] = (10, 20, 50)
+    def evaluate(self, model: str = "spectral", ks: tuple[int, ...] = (10, 20, 50)
                  ) -> EvaluationResult:
         """Score a checkpoint on its held-out split, beside popularity."""
         from shopgraph.jobs.train import evaluate_model
 
         return evaluate_model(self.store(), self.layout, model, ks)
-
-    # -- retrieval -------------------------------------------------------------------------
 
     def default_model(self) -> str:
         """The model queries use when none is named: the one whose index was built last."""

@@ -237,9 +237,8 @@ def test_the_simulated_shops_run_toml_loads_to_the_expected_values(tmp_path: Pat
     order_value = round(float(pd.read_parquet(out / "converted.parquet")["value"].mean()), 2)
     assert config == RunConfig(
         file=(out / "run.toml").resolve(), source=(out / "mapping.toml").resolve(),
-        format="tabular", model="lightgcn", truth=(out / "truth.npz").resolve(),
-        train=TrainConfig(settings={"max_seconds": 90, "epochs": 200, "lr": 0.005,
-                                    "batch_size": 4096}),
+        format="tabular", model="spectral", truth=(out / "truth.npz").resolve(),
+        train=TrainConfig(),
         target=TargetConfig(campaign="campaign-1", n=30, write_back=True),
         offers=OffersConfig(campaign="campaign-1", budget=75.0, label="converted",
                             kind="logistic", value_per_response=order_value,

@@ -27,7 +27,7 @@ def test_run_every_step_then_skip_what_did_not_change(graph_server: EmbeddedServ
     shop = tmp_path / "shop"
     simulate(shop, users=600, items=200, interactions=15_000, seed=3)
     config = load_run_config(shop / "run.toml")
-    assert config.truth == shop / "truth.npz" and config.model == "lightgcn"
+    assert config.truth == shop / "truth.npz" and config.model == "spectral"
     config = replace(config, model="spectral",  # seconds, not a budget
                      train=replace(config.train, settings={"k": 32}))
     with workspace_on(graph_server, tmp_path, "pipeline") as ws:

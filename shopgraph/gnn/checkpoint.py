@@ -2,6 +2,10 @@
 
 No pickle: weights are plain arrays, and the metadata is a JSON string stored as an array. The
 file is written atomically (temp file + rename), so a checkpoint is complete or absent.
+
+``data_fingerprint`` is always that of the interactions the stored embeddings were fitted on: all
+of them for a model refitted for serving (``meta["refit"]`` set, see
+:func:`shopgraph.gnn.train.refit`), the training part of the split otherwise.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ class Checkpoint:
     Args:
         model: the model name (``lightgcn``, ``graphsage``, ...).
         config: its hyper-parameters.
-        data_fingerprint: fingerprint of the training matrix and id maps.
+        data_fingerprint: fingerprint of the matrix the embeddings were fitted on, and id maps.
         user_emb: float32 ``(n_users, d)``.
         item_emb: float32 ``(n_items, d)``.
         user_ids: position -> user id.
@@ -53,6 +57,13 @@ class Checkpoint:
         return self.meta.get("embeddings_sha256") or embeddings_fingerprint(
             self.user_emb, self.item_emb, self.user_ids, self.item_ids)
 
+    @property
+    def refit(self) -> dict[str, Any] | None:
+        """How the served model was refitted on all interactions (``interactions``,
+        ``fit_seconds``, ``epochs``), or ``None`` when it is the model fitted on the split."""
+        refit: dict[str, Any] | None = self.meta.get("refit")
+        return refit
+
 
 def embeddings_fingerprint(user_emb: np.ndarray, item_emb: np.ndarray, user_ids: np.ndarray,
                            item_ids: np.ndarray) -> str:
@@ -69,7 +80,8 @@ def embeddings_fingerprint(user_emb: np.ndarray, item_emb: np.ndarray, user_ids:
 
 def save_checkpoint(path: str | Path, model: EmbeddingModel, train: InteractionMatrix,
                     **meta: Any) -> Path:
-    """Write ``model`` (fitted on ``train``) to ``path``; ``meta`` goes into the JSON header."""
+    """Write ``model`` (fitted on ``train``, whose fingerprint is recorded) to ``path``;
+    ``meta`` goes into the JSON header."""
     user_emb, item_emb = model.embeddings()
     header = {"format": FORMAT_VERSION, "model": model.name, "config": model.config,
               "data_fingerprint": train.fingerprint(), "created": time.time(),

@@ -9,7 +9,11 @@ Bayesian Personalised Ranking (Rendle et al., UAI 2009) on (user, positive, nega
 An epoch visits every training interaction once, in a seeded random order, with a fresh
 negative each time. Every ``eval_every`` epochs the model is scored on the validation matrix
 (full ranking, training items masked); the best weights by ``metric`` are kept, and training
-stops after ``patience`` evaluations without improvement, or when ``max_seconds`` is spent.
+stops after ``patience`` evaluations without improvement, or when ``max_seconds`` is spent
+(checked after every step, so the budget is overrun by at most one step and one evaluation).
+
+:func:`refit` fits a fresh copy of a model on all interactions for serving, once the held-out
+split has chosen the number of epochs.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import torch
 from tqdm.auto import tqdm  # type: ignore[import-untyped]  # tqdm ships no type hints
 
 from shopgraph.artifacts import atomic_path
-from shopgraph.gnn.base import FitReport
+from shopgraph.gnn.base import EmbeddingModel, FitReport
 from shopgraph.gnn.data import InteractionMatrix
 from shopgraph.gnn.device import pick_device
 from shopgraph.gnn.metrics import ScoreFn, evaluate
@@ -59,7 +63,8 @@ class TrainConfig:
         eval_every: epochs between validation runs.
         patience: validation runs without improvement before stopping.
         metric: the validation metric to maximise.
-        max_seconds: stop after this much training time (``None``: no limit).
+        max_seconds: stop after this much training time, checked after every step (``None``:
+            no limit).
         seed: seeds NumPy's sampler and torch.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
     """
@@ -154,7 +159,8 @@ def train_bpr(module: Any, train: InteractionMatrix, valid: InteractionMatrix | 
     started = time.perf_counter() - spent
     bar = tqdm(total=cfg.epochs, initial=start_epoch, disable=not progress, unit="epoch",
                desc=getattr(module, "name", "train"))
-    epoch = start_epoch
+    epoch, out_of_time = start_epoch, False
+    steps = int(report.history[-1].get("steps", 0)) if report.history else 0
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         module.train()
         order = rng.permutation(len(users_all))
@@ -170,9 +176,12 @@ def train_bpr(module: Any, train: InteractionMatrix, valid: InteractionMatrix | 
                 module, optimizer, torch.from_numpy(u).to(device),
                 torch.from_numpy(items_all[idx]).to(device),
                 torch.from_numpy(neg).to(device), cfg.weight_decay))
-        row: dict[str, float] = {"epoch": epoch, "loss": float(np.mean(losses))}
-        out_of_time = cfg.max_seconds is not None and \
-            time.perf_counter() - started > cfg.max_seconds
+            steps += 1
+            out_of_time = cfg.max_seconds is not None and \
+                time.perf_counter() - started > cfg.max_seconds
+            if out_of_time:
+                break
+        row: dict[str, float] = {"epoch": epoch, "loss": float(np.mean(losses)), "steps": steps}
         if valid is not None and (epoch % cfg.eval_every == 0 or out_of_time
                                   or epoch == cfg.epochs):
             module.eval()
@@ -233,3 +242,35 @@ def _save_state(path: str | Path, module: Any, optimizer: torch.optim.Optimizer,
 def config_dict(cfg: TrainConfig) -> dict[str, Any]:
     """The settings as a plain dict (for checkpoints and logs)."""
     return asdict(cfg)
+
+
+def chosen_epochs(report: FitReport, epochs: int) -> int:
+    """The epochs a refit on all data runs: the best epoch of ``report`` (the split fit), else
+    the epochs it ran, else ``epochs``."""
+    if report.best_epoch >= 1:
+        return report.best_epoch
+    return int(report.history[-1]["epoch"]) if report.history else epochs
+
+
+def refit(model: EmbeddingModel, data: InteractionMatrix, report: FitReport,
+          **fit_kwargs: Any) -> tuple[EmbeddingModel, FitReport]:
+    """A fresh model of ``model``'s class and settings, fitted on ``data`` (all interactions,
+    held-out part included) without validation, for serving.
+
+    Models with ``epochs`` (BPR) run :func:`chosen_epochs` of ``report``, the fit on the split;
+    ``max_seconds``, when set, applies again to this fit. Others (spectral) just fit again.
+
+    Args:
+        model: the model fitted on the split (its settings are reused; it is not changed).
+        data: every interaction, on the same id maps as the split.
+        report: what fitting ``model`` on the split returned.
+        **fit_kwargs: passed to ``fit`` (e.g. ``progress``, ``item_features``).
+
+    Returns:
+        The refitted model and its report.
+    """
+    settings = dict(model.config)
+    if "epochs" in settings:
+        settings["epochs"] = chosen_epochs(report, int(settings["epochs"]))
+    fresh = type(model)(**settings)
+    return fresh, fresh.fit(data, None, **fit_kwargs)

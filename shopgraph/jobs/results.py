@@ -39,18 +39,20 @@ class TrainResult(_Result):
     Args:
         model: the model name.
         checkpoint: the checkpoint written.
-        fit_seconds: wall time of the fit.
+        fit_seconds: wall time of the fit on the split.
         best_epoch: the epoch kept by early stopping (-1 when not tracked).
         users: users in the training matrix.
         items: items in the training matrix.
-        train_interactions: interactions trained on.
+        train_interactions: interactions of the split's training part.
         held_out: interactions held out for metrics and early stopping.
         split: ``temporal`` (latest per user) or ``random``.
-        metrics: Recall/NDCG@K of the model on the held-out part.
+        metrics: Recall/NDCG@K of the model fitted on the split, on the held-out part.
         popularity: the same metrics for popularity ranking.
-        history: one dict per epoch (loss, validation metrics, seconds).
-        fingerprint: SHA-256 of the embeddings and id maps (what indexes record).
+        history: one dict per epoch of the fit on the split (loss, validation metrics, seconds).
+        fingerprint: SHA-256 of the served embeddings and id maps (what indexes record).
         peak_rss_mb: the process's peak memory.
+        refit: how the served model was refitted on all interactions (``interactions``,
+            ``fit_seconds``, ``epochs``); ``None`` when the model fitted on the split is served.
     """
 
     model: str
@@ -67,21 +69,26 @@ class TrainResult(_Result):
     history: list[dict[str, float]]
     fingerprint: str
     peak_rss_mb: int
+    refit: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class EvaluationResult(_Result):
-    """A checkpoint scored again on the split it was trained with.
+    """A checkpoint's metrics on the held-out part of the split it was trained with.
 
     Args:
         model: the model name.
         metrics: Recall/NDCG@K of the model.
         popularity: the same metrics for popularity ranking.
+        recorded: ``True`` when these are the figures recorded at training time, of the model
+            fitted on the split: the served model was refitted on all interactions, held-out part
+            included, so scoring it there would overstate it. ``False``: scored again now.
     """
 
     model: str
     metrics: dict[str, float]
     popularity: dict[str, float]
+    recorded: bool = False
 
 
 @dataclass(frozen=True)

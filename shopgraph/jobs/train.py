@@ -1,8 +1,11 @@
-"""Train and evaluate models on the graph's interactions: export, split, fit, checkpoint.
+"""Train and evaluate models on the graph's interactions: export, split, fit, refit, checkpoint.
 
-The held-out split is recorded in the checkpoint (fraction, seed, temporal or random), so
-:func:`evaluate_model` rebuilds exactly the same split and refuses if the graph changed since
-training.
+The held-out split measures the model and, for BPR models, chooses the number of epochs; the
+model then served is refitted on all interactions (``TrainConfig.refit``, on by default), since
+the held-out part is the most recent data when the split is temporal. The checkpoint records
+the split (fraction, seed, temporal or random, sizes), the held-out metrics of the model fitted
+on it, and the refit (interactions, seconds, epochs). :func:`evaluate_model` rebuilds the same
+split and refuses if the graph changed since training.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from shopgraph.gnn.data import InteractionMatrix
 from shopgraph.gnn.metrics import evaluate, popularity_scores
 from shopgraph.gnn.registry import model_class
 from shopgraph.gnn.split import holdout_split
+from shopgraph.gnn.train import refit
 from shopgraph.graphdb.export import MISSING_TS, export_interactions, export_item_features
 from shopgraph.jobs.results import EvaluationResult, TrainResult
 from shopgraph.layout import WorkspaceLayout
@@ -35,8 +39,10 @@ KS = (10, 20, 50)
 
 
 def _split(store: GraphStore, layout: WorkspaceLayout, rel_types: Sequence[str] | None,
-           fraction: float, seed: int) -> tuple[InteractionMatrix, InteractionMatrix, bool]:
-    """Export the interactions (saved to the layout's export) and split off the held-out part."""
+           fraction: float, seed: int
+           ) -> tuple[InteractionMatrix, InteractionMatrix, bool, InteractionMatrix]:
+    """Export the interactions (saved to the layout's export) and split off the held-out part:
+    ``(train, held_out, temporal, all)``."""
     arrays = export_interactions(store, list(rel_types) if rel_types is not None else None)
     arrays.save(layout.interactions)
     if len(arrays) == 0:
@@ -47,7 +53,7 @@ def _split(store: GraphStore, layout: WorkspaceLayout, rel_types: Sequence[str] 
                                 len(arrays.item_ids), ts=arrays.ts if temporal else None,
                                 fraction=fraction, seed=seed, user_ids=arrays.user_ids,
                                 item_ids=arrays.item_ids)
-    return train, held, temporal
+    return train, held, temporal, train.like(arrays.users, arrays.items)
 
 
 def _item_features(store: GraphStore, item_ids: np.ndarray) -> dict[str, np.ndarray] | None:
@@ -64,32 +70,45 @@ def _metrics(score: Any, train: InteractionMatrix, held: InteractionMatrix,
 
 def train_model(store: GraphStore, layout: WorkspaceLayout, model: str, config: TrainConfig,
                 *, progress: bool = True) -> TrainResult:
-    """Export, split, fit ``model`` with ``config.settings``, evaluate beside popularity, and
+    """Export, split, fit ``model`` with ``config.settings``, evaluate beside popularity on the
+    held-out part, refit on all interactions for serving (unless ``config.refit`` is off), and
     write the checkpoint (plus, for BPR models, the metrics log and resumable state)."""
     cls = model_class(model)
     settings = dict(config.settings)
     instance = (cls(seed=config.seed, **settings) if "seed" in cls.defaults
                 else cls(**settings))
-    train_m, held, temporal = _split(store, layout, config.rel_types, config.valid_fraction,
-                                     config.seed)
+    train_m, held, temporal, full = _split(store, layout, config.rel_types,
+                                           config.valid_fraction, config.seed)
     layout.models.mkdir(parents=True, exist_ok=True)
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {}  # for both fits
+    split_kwargs: dict[str, Any] = {}  # the split fit only: its metrics log and resumable state
     if model in BPR_MODELS:
-        kwargs = {"log_path": layout.metrics_log(model), "state_path": layout.train_state(model),
-                  "resume": config.resume, "progress": progress}
+        kwargs["progress"] = progress
+        split_kwargs = {"log_path": layout.metrics_log(model),
+                        "state_path": layout.train_state(model), "resume": config.resume}
     if model == "graphsage":
         kwargs["item_features"] = _item_features(store, train_m.item_ids)
     started = time.perf_counter()
-    report = instance.fit(train_m, held, **kwargs)
+    report = instance.fit(train_m, held, **kwargs, **split_kwargs)
     fit_s = time.perf_counter() - started
     metrics = _metrics(instance.score, train_m, held, KS)
     pop = _metrics(popularity_scores(train_m.matrix), train_m, held, KS)
+    served, served_on, refit_meta = instance, train_m, None
+    if config.refit:
+        started = time.perf_counter()
+        served, refit_report = refit(instance, full, report, **kwargs)
+        refit_meta = {"interactions": full.nnz,
+                      "fit_seconds": round(time.perf_counter() - started, 2),
+                      "epochs": served.config.get("epochs"), "history": refit_report.history}
+        served_on = full
     rel_types = list(config.rel_types) if config.rel_types is not None else None
     path = save_checkpoint(
-        layout.checkpoint(model), instance, train_m, metrics=metrics, popularity=pop,
+        layout.checkpoint(model), served, served_on, metrics=metrics, popularity=pop,
         split={"fraction": config.valid_fraction, "seed": config.seed, "temporal": temporal,
-               "rel_types": rel_types}, history=report.history, best_epoch=report.best_epoch,
-        fit_seconds=fit_s)
+               "rel_types": rel_types, "interactions": train_m.nnz, "held_out": held.nnz,
+               "fingerprint": train_m.fingerprint()},
+        history=report.history, best_epoch=report.best_epoch, fit_seconds=fit_s,
+        refit=refit_meta)
     header = load_checkpoint(path, weights=False)
     return TrainResult(
         model=model, checkpoint=path, fit_seconds=round(fit_s, 2),
@@ -97,26 +116,36 @@ def train_model(store: GraphStore, layout: WorkspaceLayout, model: str, config: 
         train_interactions=train_m.nnz, held_out=held.nnz,
         split="temporal" if temporal else "random", metrics=metrics, popularity=pop,
         history=header.meta.get("history", []), fingerprint=header.fingerprint,
-        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        refit={k: v for k, v in refit_meta.items() if k != "history"} if refit_meta else None)
 
 
 def evaluate_model(store: GraphStore, layout: WorkspaceLayout, model: str,
                    ks: tuple[int, ...] = KS) -> EvaluationResult:
-    """Metrics of a saved checkpoint on the split it was trained with, beside popularity.
+    """Metrics of a saved checkpoint on the held-out part of its split, beside popularity.
+
+    A checkpoint fitted on the split is scored again. A refitted one has learnt from the
+    held-out part too, so scoring it there would flatter it: the metrics recorded at training
+    time (of the model fitted on the split) are returned instead, with ``recorded=True``.
 
     Raises:
         CheckpointMismatchError: the graph changed since the model was trained.
+        ValueError: a refitted checkpoint was asked for a cut-off ``k`` it did not record.
     """
     import torch
 
     ckpt = load_checkpoint(layout.checkpoint(model))
     split = ckpt.meta["split"]
-    train_m, held, _ = _split(store, layout, split["rel_types"], split["fraction"],
-                              split["seed"])
-    if train_m.fingerprint() != ckpt.data_fingerprint:
+    train_m, held, _, full = _split(store, layout, split["rel_types"], split["fraction"],
+                                    split["seed"])
+    fitted_on = full if ckpt.refit else train_m
+    if fitted_on.fingerprint() != ckpt.data_fingerprint:
         raise CheckpointMismatchError(
             f"the graph changed since {model} was trained (training data fingerprint differs); "
             f"retrain with `shopgraph train --model {model}`")
+    if ckpt.refit:
+        return EvaluationResult(model, _recorded(ckpt.meta["metrics"], ks, model),
+                                _recorded(ckpt.meta["popularity"], ks, model), recorded=True)
     users, items = torch.from_numpy(ckpt.user_emb), torch.from_numpy(ckpt.item_emb)
 
     def score(u: np.ndarray) -> torch.Tensor:
@@ -124,3 +153,16 @@ def evaluate_model(store: GraphStore, layout: WorkspaceLayout, model: str,
 
     return EvaluationResult(model, _metrics(score, train_m, held, ks),
                             _metrics(popularity_scores(train_m.matrix), train_m, held, ks))
+
+
+def _recorded(metrics: dict[str, float], ks: tuple[int, ...], model: str) -> dict[str, float]:
+    """The recorded ``metrics`` at the cut-offs ``ks`` (all of them for the training default)."""
+    if tuple(ks) == KS:
+        return dict(metrics)
+    missing = [k for k in ks if not any(name.endswith(f"@{k}") for name in metrics)]
+    if missing:
+        raise ValueError(f"{model} was refitted on all interactions, so only the metrics "
+                         f"recorded at training time exist, not @{missing}; retrain with "
+                         f"--no-refit to score other cut-offs")
+    return {name: v for name, v in metrics.items()
+            if "@" not in name or int(name.rsplit("@", 1)[1]) in ks}

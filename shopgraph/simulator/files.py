@@ -138,8 +138,9 @@ OFFER_COSTS = {"discount": 4.0, "bogo": 5.0, "free_shipping": 2.0, "informationa
 RUN_CONFIG_HEADER = """\
 # shopgraph run configuration for this simulated shop: `shopgraph run run.toml`
 #
-# model: lightgcn; or "spectral": closed-form, seconds, no training curve.
-# [run.train]: a 90-second budget keeps `make demo` within minutes.
+# model: spectral (closed-form, seconds; its rank and item scaling are chosen on the held-out
+#   part, then it is refitted on everything); or "lightgcn" with a time budget, e.g.
+#   [run.train] max_seconds = 90.
 # [run.target]: the audience for campaign-1's promoted items.
 # [run.offers]: next offers, learnt from campaign-1's randomised arms, to raise conversions
 #   (label), each worth the mean order value (value_per_response); kind = "logistic" because
@@ -154,10 +155,8 @@ def run_config(out: Path, users: int, order_value: float) -> RunConfig:
     docs/pipeline.md), with its file at ``out/run.toml``."""
     out = out.resolve()
     return RunConfig(
-        file=out / RUN_CONFIG, source=out / MAPPING, format="tabular", model="lightgcn",
-        truth=out / TRUTH,
-        train=TrainConfig(settings={"max_seconds": 90, "epochs": 200, "lr": 0.005,
-                                    "batch_size": 4096}),
+        file=out / RUN_CONFIG, source=out / MAPPING, format="tabular", model="spectral",
+        truth=out / TRUTH, train=TrainConfig(),
         target=TargetConfig(campaign="campaign-1", n=max(10, users // 10), write_back=True),
         offers=OffersConfig(campaign="campaign-1", budget=float(max(10, users // 4)),
                             label="converted", kind="logistic",

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from shopgraph.gnn.base import FitReport
 from shopgraph.gnn.checkpoint import load_checkpoint, save_checkpoint
 from shopgraph.gnn.data import InteractionMatrix, load_lightgcn_split
 from shopgraph.gnn.lightgcn import LightGCN
 from shopgraph.gnn.metrics import evaluate, popularity_scores
 from shopgraph.gnn.propagation import layer_mean, normalized_adjacency
+from shopgraph.gnn.train import chosen_epochs, refit
 
 
 def tiny(seed: int = 0, n_users: int = 40, n_items: int = 30, n: int = 300) -> InteractionMatrix:
@@ -81,6 +83,28 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
     report = second.fit(data, data, progress=False, state_path=state, resume=True)
     assert [h["epoch"] for h in report.history] == [1, 2, 3, 4]
     assert np.allclose(second.embeddings()[1], straight.embeddings()[1], atol=1e-6)
+
+
+def test_time_budget_is_checked_after_every_step() -> None:
+    data = tiny()  # batch_size 1: one step per interaction, so an epoch takes nnz steps
+    model = LightGCN(dim=8, layers=2, epochs=3, batch_size=1, eval_every=1, max_seconds=1e-6)
+    report = model.fit(data, data, progress=False)
+    assert [h["epoch"] for h in report.history] == [1]  # stopped inside the first epoch ...
+    assert report.history[0]["steps"] < data.nnz  # ... a per-epoch check would run all nnz
+    assert "recall@20" in report.history[0] and report.best_epoch == 1  # and still evaluated
+
+
+def test_refit_runs_the_chosen_epochs_on_new_data_with_the_same_settings() -> None:
+    split, everything = tiny(), tiny(seed=2)
+    model = fit(split, seed=5)
+    before = model.embeddings()[0].copy()
+    served, report = refit(model, everything, FitReport(best_epoch=3), progress=False)
+    assert served is not model and np.array_equal(model.embeddings()[0], before)
+    assert served.config == {**model.config, "epochs": 3}
+    assert [h["epoch"] for h in report.history] == [1, 2, 3] and report.best_epoch == -1
+    assert report.history[-1]["steps"] == 3 * -(-everything.nnz // 64)
+    assert chosen_epochs(FitReport([{"epoch": 1}, {"epoch": 2}]), 9) == 2
+    assert chosen_epochs(FitReport(), 9) == 9
 
 
 def test_checkpoint_round_trip(tmp_path: Path) -> None:
