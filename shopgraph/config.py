@@ -187,6 +187,38 @@ class IndexConfig:
 
 
 @dataclass(frozen=True)
+class UpdateConfig:
+    """How ``shopgraph update`` refreshes a trained model after new events were ingested.
+
+    Args:
+        full: retrain from scratch (the ``train`` path: split, tuning, refit) whatever changed.
+        max_new_share: a closed-form (spectral) model is refitted on every interaction with its
+            settings (one new SVD, no split or tuning) instead of folded in once the interactions
+            added since its last full fit make more than this share of all of them, in [0, 1).
+            0.04: on the default simulated shop folds 3.1 % of new pairs past their fit were
+            0.8 % below a full retrain's Recall@20, 8.3 % were 2.8 % below
+            (``bench/stream.py``; ``docs/update.md``).
+        max_new_item_share: likewise for the items first given interactions since the last
+            full fit, as a share of the items that have some now (0.2: folding new items in
+            lost under 1 % up to 20 % of the catalogue, 1.1 % at 30 %).
+
+    A model's retrieval index, when it has one, is always brought up to date with the settings
+    it was built with and swapped in together with the checkpoint (an index of another
+    checkpoint would be refused by every query).
+    """
+
+    full: bool = False
+    max_new_share: float = field(default=0.04, metadata=_SHARE)
+    max_new_item_share: float = field(default=0.2, metadata=_SHARE)
+
+    def __post_init__(self) -> None:
+        for name in ("max_new_share", "max_new_item_share"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise ConfigError(f"{name} must be in [0, 1), got {value!r}")
+
+
+@dataclass(frozen=True)
 class HeadsConfig:
     """``[run.heads]``: the churn and response heads.
 

@@ -20,6 +20,7 @@ from shopgraph.config import (
     RunConfig,
     TargetConfig,
     TrainConfig,
+    UpdateConfig,
     load_db_config,
     remote_password,
 )
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
         OfferPlanResult,
         TargetResult,
         TrainResult,
+        UpdateResult,
     )
     from shopgraph.pipeline import RunResult
     from shopgraph.retrieval.queries import Match, Results, Retriever
@@ -192,6 +194,28 @@ class Workspace:
         from shopgraph.jobs.train import evaluate_model
 
         return evaluate_model(self.store(), self.layout, model, ks)
+
+    def update(self, model: str | None = None, *, full: bool = False,
+               max_new_share: float | None = None, max_new_item_share: float | None = None,
+               progress: bool = True,
+               on_step: Callable[[str], None] | None = None) -> UpdateResult:
+        """Bring ``model``'s checkpoint (default: the newest) and its index up to date with the
+        graph after new events were ingested: folded in without a refit where the model allows
+        it, refitted past the drift thresholds, retrained otherwise or when ``full``; see
+        :class:`~shopgraph.config.UpdateConfig` and :func:`shopgraph.jobs.update.update_model`.
+        """
+        from shopgraph.jobs.update import update_model
+
+        defaults = UpdateConfig()
+        config = UpdateConfig(
+            full=full,
+            max_new_share=defaults.max_new_share if max_new_share is None else max_new_share,
+            max_new_item_share=(defaults.max_new_item_share if max_new_item_share is None
+                                else max_new_item_share))
+        return update_model(self.store(), self.layout, model or self.layout.newest_checkpoint(),
+                            config, progress=progress, on_step=on_step)
+
+    # -- retrieval -------------------------------------------------------------------------
 
     def default_model(self) -> str:
         """The model queries use when none is named: the one whose index was built last."""

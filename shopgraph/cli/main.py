@@ -24,6 +24,7 @@ from shopgraph.cli import (
     simulate,
     target,
     train,
+    update,
 )
 from shopgraph.cli import run as pipeline
 from shopgraph.cli.options import (
@@ -48,6 +49,7 @@ app.command("export")(ingest.export)
 app.command("summary")(ingest.summary)
 app.command("train")(train.train)
 app.command("evaluate")(train.evaluate)
+app.command("update")(update.update)
 app.add_typer(index.app, name="index")
 app.command("recommend")(query.recommend)
 app.command("similar")(query.similar)

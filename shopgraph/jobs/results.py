@@ -206,3 +206,53 @@ def audience_curve(frame: pd.DataFrame) -> dict[str, list[float]]:
         else ranked["score"]
     return {"size": ranked["rank"].tolist(),
             "expected_value": value.cumsum().round(6).tolist()}
+
+
+@dataclass(frozen=True)
+class UpdateResult(_Result):
+    """What ``shopgraph update`` did to a model after new events were ingested.
+
+    Args:
+        model: the model name.
+        checkpoint: the checkpoint (replaced unless ``mode`` is ``unchanged``).
+        mode: ``folded`` (new and changed users and new items folded into the current
+            embeddings, no refit), ``refitted`` (fitted again on every interaction with the
+            checkpoint's settings, past a drift threshold), ``retrained`` (the full ``train``
+            path) or ``unchanged`` (nothing new since the checkpoint).
+        reason: why it refitted or retrained (empty for a plain fold).
+        users: users in the checkpoint now.
+        items: items in the checkpoint now.
+        interactions: distinct user-item pairs the checkpoint now reflects.
+        new_users: users added to the checkpoint (ids it did not have).
+        new_items: items added to the checkpoint, or first given interactions.
+        changed_users: users already in the checkpoint whose interactions changed.
+        new_interactions: pairs added since the previous checkpoint.
+        drift: since the last full fit: ``new_share`` (added pairs / all pairs) and
+            ``new_item_share`` (items first given interactions / items with interactions),
+            beside the thresholds that trigger a refit.
+        seconds: wall time of the whole update, per step in ``steps``.
+        steps: seconds per step (read, then fold, refit or train, then index and swap).
+        fingerprint: SHA-256 of the served embeddings and id maps (what indexes record).
+        index: the index written (``IndexResult.to_dict()``; an index updated in place has
+            ``in_place`` in its entry), or ``None`` when the model has none or it was left
+            alone.
+        train: the ``TrainResult.to_dict()`` of a retrain, else ``None``.
+    """
+
+    model: str
+    checkpoint: Path
+    mode: str
+    reason: str
+    users: int
+    items: int
+    interactions: int
+    new_users: int
+    new_items: int
+    changed_users: int
+    new_interactions: int
+    drift: dict[str, float]
+    seconds: float
+    steps: dict[str, float]
+    fingerprint: str
+    index: dict[str, Any] | None = None
+    train: dict[str, Any] | None = None
