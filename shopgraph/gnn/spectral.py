@@ -31,8 +31,8 @@ validation split (``tune``, on by default; ``shopgraph train`` gives it its held
 refits on everything at the chosen settings): each prefix of the singular vectors in
 :data:`TUNE_RANKS` up to ``k`` (1024) at the current ``c``, then each ``c`` in
 :data:`TUNE_ITEM_SCALES` at the best rank, is scored by recall@20 on up to ``tune_users``
-validation users (:func:`tune_filter`). The right rank differs
-by two orders of magnitude between datasets: 1024 on Gowalla (valid recall@20 0.192 / 0.216 /
+validation users (:func:`tune_filter`). The right rank differs by two orders of magnitude
+between datasets: 1024 on Gowalla (valid recall@20 0.192 / 0.216 /
 0.225 at 256 / 512 / 1024; 1536 and 2048 lose a little), 16 on the 20,000-user simulated shop
 (0.082, against 0.042 at 512 and LightGCN's 0.078). Tried and left out, on Gowalla's validation
 split: adding GF-CF's full-rank linear term (+0.001), a filter rising with
@@ -169,11 +169,13 @@ def _grid_recall(user_emb: np.ndarray, vt: torch.Tensor, di: np.ndarray, train: 
 
 def tune_filter(user_emb: np.ndarray, v: np.ndarray, weight: np.ndarray, di: np.ndarray,
                 train: sp.csr_matrix, valid: sp.csr_matrix, users: np.ndarray,
-                item_scale: float, cut: int = 20, batch: int = 1024) -> list[dict[str, float]]:
+                item_scale: float, cut: int = 20, batch: int = 1024,
+                min_rank: int = 0) -> list[dict[str, float]]:
     r"""Choose a rank and an item scale on validation recall@``cut``; one row per pair tried
     (keys ``k``, ``item_scale``, ``recall``, ``chosen``).
 
-    First the prefix ranks in :data:`TUNE_RANKS` (up to ``v``'s) at ``item_scale``: the
+    First the prefix ranks in :data:`TUNE_RANKS` (from ``min_rank`` up to ``v``'s) at
+    ``item_scale``: the
     **largest** rank within one standard error (paired over users) of the best is chosen, since
     the served model is refitted on more data than this split holds, and ties in validation
     favour the rank that more data supports. Then every scale in :data:`TUNE_ITEM_SCALES` at
@@ -183,7 +185,7 @@ def tune_filter(user_emb: np.ndarray, v: np.ndarray, weight: np.ndarray, di: np.
     holds the users' rows of :math:`\tilde R V`, ``weight`` the filter on each singular vector,
     ``di`` the training item degrees. Training items are excluded.
     """
-    ranks = [r for r in TUNE_RANKS if r < v.shape[1]] + [v.shape[1]]
+    ranks = [r for r in TUNE_RANKS if min_rank <= r < v.shape[1]] + [v.shape[1]]
     held = valid.tocsr()
     vt = torch.from_numpy(np.ascontiguousarray((v * weight).T, dtype=np.float32))
     per_user = _grid_recall(user_emb, vt, di, train, held, users, ranks, [item_scale], cut,
@@ -264,7 +266,9 @@ class SpectralFilter(EmbeddingModel):
                 if not tune:
                     break
                 assert valid is not None
-                sigma, v = self._tune(norm, sigma, v, di, train, valid, step)
+                # A second pass, at the full rank, starts from the first pass's best.
+                sigma, v = self._tune(norm, sigma, v, di, train, valid, step,
+                                      min_rank=int(step.get("tuned_k", 0)))
                 if len(sigma) < rank or rank >= top:
                     break
                 rank = top
@@ -285,7 +289,7 @@ class SpectralFilter(EmbeddingModel):
 
     def _tune(self, norm: sp.csr_matrix, sigma: np.ndarray, v: np.ndarray, di: np.ndarray,
               train: InteractionMatrix, valid: InteractionMatrix,
-              step: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+              step: dict[str, float], min_rank: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Choose the rank (a prefix of the singular vectors) and ``item_scale`` by recall@20 on
         up to ``tune_users`` of ``valid``'s users; set them in the config and return the kept
         ``(sigma, v)``."""
@@ -299,7 +303,8 @@ class SpectralFilter(EmbeddingModel):
         weight = _power(sigma.astype(np.float64), float(self.config["power"]))
         table = tune_filter(np.asarray(norm[users] @ v), v, weight, di,
                             train.matrix.tocsr(), held, users,
-                            float(self.config["item_scale"]), cut=min(20, train.n_items))
+                            float(self.config["item_scale"]), cut=min(20, train.n_items),
+                            min_rank=min_rank)
         best = next(row for row in table if row["chosen"])
         k = int(best["k"])
         self.config.update(k=k, item_scale=float(best["item_scale"]))
