@@ -114,29 +114,19 @@ def one_seed(shop: Path, source: Any, cfg: Any, seed: int, n_boot: int) -> list[
     """Plan, answer and evaluate round ``w01`` of loop seed ``seed`` on ``shop``'s first state."""
     import pandas as pd
 
-    from shopgraph.graphdb import tables
     from shopgraph.jobs import loop as L
     from shopgraph.simulator import answer_round, open_round, policy_value, true_values
     from shopgraph.strategies import ope, policies
-    from shopgraph.strategies.loop_features import round_features
     from shopgraph.strategies.reward_model import RewardModel, RewardModelWarning
 
     shutil.rmtree(shop / "rounds", ignore_errors=True)  # back to the shop's first state
     ctx = open_round(shop, ROUND, days=cfg.days)
-    actions = tuple(ctx.arms)
-    costs = np.array([0.0] + [float(cfg.cost.get(a, ctx.costs.get(a, 0.0)))
-                              for a in actions[1:]])
-    users_all, buys = tables.user_features(source), tables.purchases(source)
-    logs = L.logged_rows(source, actions, costs, "campaign-1")  # round 0: the randomised test
-    users = np.asarray(ctx.eligible, dtype=str)
-    feats = round_features(pd.DataFrame({"user_id": users, "start_ts": int(ctx.start_ts)}),
-                           users_all, buys, logs, actions)
-    train = round_features(logs[["user_id", "start_ts"]], users_all, buys, logs, actions)
-    consent = (users_all["consent"].reindex(users).fillna(True).to_numpy(dtype=bool)
-               if "consent" in users_all else np.ones(len(users), bool))
     plan_seed = seed * 1000 + 1  # the loop's seed of round 1 for loop seed `seed`
-    plan = L.plan_round(L.RoundInputs(ctx.campaign_id, users, consent, feats, logs, train,
-                                      actions, costs, cfg, plan_seed))
+    # round 0: the randomised test campaign-1
+    inputs = L.round_inputs(source, ctx, cfg, plan_seed, "campaign-1")
+    users, consent, feats, logs = inputs.users, inputs.consent, inputs.features, inputs.logs
+    actions, costs = inputs.actions, inputs.costs
+    plan = L.plan_round(inputs)
     dec = plan.decisions
     answer_round(shop, dec[["user_id", "offer"]], round_id=ROUND, days=cfg.days, seed=seed)
     conv = pd.read_parquet(shop / "rounds" / ROUND / "converted.parquet")

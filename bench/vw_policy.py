@@ -97,11 +97,9 @@ class Round:
 def build(shop: Path, users: int, seed_shop: int, budget: float) -> Round:
     """Simulate the shop and read round 0 (campaign-1) and round ``w01``'s inputs."""
     from shopgraph.config import load_run_config
-    from shopgraph.graphdb import tables
     from shopgraph.graphdb.formats import load
     from shopgraph.jobs import loop as L
     from shopgraph.simulator import open_round, simulate, true_values
-    from shopgraph.strategies.loop_features import round_features
 
     simulate(shop, users=users, seed=seed_shop)
     cfg = load_run_config(shop / "run.toml").loop
@@ -109,19 +107,11 @@ def build(shop: Path, users: int, seed_shop: int, budget: float) -> Round:
     cfg = replace(cfg, budget=budget)
     source = load("tabular", shop / "mapping.toml")
     ctx = open_round(shop, ROUND, days=cfg.days)
-    actions = tuple(ctx.arms)
-    costs = np.array([0.0] + [float(cfg.cost.get(a, ctx.costs.get(a, 0.0)))
-                              for a in actions[1:]])
-    users_all, buys = tables.user_features(source), tables.purchases(source)
-    logs = L.logged_rows(source, actions, costs, "campaign-1")  # type: ignore[arg-type]
-    ids = np.asarray(ctx.eligible, dtype=str)
-    feats = round_features(pd.DataFrame({"user_id": ids, "start_ts": int(ctx.start_ts)}),
-                           users_all, buys, logs, actions)
-    train = round_features(logs[["user_id", "start_ts"]], users_all, buys, logs, actions)
-    consent = (users_all["consent"].reindex(ids).fillna(True).to_numpy(dtype=bool)
-               if "consent" in users_all else np.ones(len(ids), bool))
-    truth = true_values(shop, ROUND, users=ids.tolist())
-    return Round(ctx.campaign_id, ids, consent, feats, logs, train, actions, costs, cfg, truth)
+    i = L.round_inputs(source, ctx, cfg, 0, "campaign-1")  # round 0: campaign-1
+    assert i.log_features is not None
+    truth = true_values(shop, ROUND, users=i.users.tolist())
+    return Round(i.campaign, i.users, i.consent, i.features, i.logs, i.log_features, i.actions,
+                 i.costs, cfg, truth)
 
 
 def shared_lines(feats: pd.DataFrame) -> list[str]:

@@ -48,7 +48,13 @@ from shopgraph.graphdb.frames import NodeFrame, SourceData
 from shopgraph.graphdb.ingest import ingest
 from shopgraph.jobs import writeback
 from shopgraph.layout import WorkspaceLayout
-from shopgraph.simulator import answer_round, open_round, policy_value, true_values
+from shopgraph.simulator import (
+    RoundContext,
+    answer_round,
+    open_round,
+    policy_value,
+    true_values,
+)
 from shopgraph.strategies import ope, policies, readout
 from shopgraph.strategies.loop_features import round_features
 from shopgraph.strategies.reward_model import RewardModel, RewardModelWarning
@@ -120,7 +126,7 @@ def observe(store: GraphStore, state: LoopState, mappings: list[Path]) -> None:
 
 
 # ---- learn ------------------------------------------------------------------------------------
-def logged_rows(store: GraphStore, actions: tuple[str, ...], costs: np.ndarray,
+def logged_rows(store: GraphStore | SourceData, actions: tuple[str, ...], costs: np.ndarray,
                 seed_campaign: str | None) -> pd.DataFrame:
     """Every logged decision with its outcome: ``user_id, campaign_id, start_ts, offer,
     action, propensity, converted, spend, reward`` (reward = spend minus the offer's cost).
@@ -185,6 +191,28 @@ class RoundInputs:
 
 
 Planner = Callable[[RoundInputs], Plan]
+
+
+def round_inputs(source: GraphStore | SourceData, ctx: RoundContext, config: LoopConfig,
+                 seed: int, seed_campaign: str | None) -> RoundInputs:
+    """What a planner knows at the start of the round ``ctx``, read from the graph (the loop)
+    or from the shop's files (the benchmarks): every logged decision so far with its outcome,
+    the eligible users' and the logged rows' features, consent, and each action's cost."""
+    actions = tuple(ctx.arms)
+    costs = np.array([0.0] + [float(config.cost.get(a, ctx.costs.get(a, 0.0)))
+                              for a in actions[1:]])
+    users_all = tables.user_features(source)
+    buys = tables.purchases(source)
+    logs = logged_rows(source, actions, costs, seed_campaign)
+    eligible = np.asarray(ctx.eligible, dtype=str)
+    pairs = pd.DataFrame({"user_id": eligible, "start_ts": int(ctx.start_ts)})
+    feats = round_features(pairs, users_all, buys, logs, actions)
+    log_feats = round_features(logs[["user_id", "start_ts"]], users_all, buys, logs,
+                               actions) if len(logs) else None
+    consent = users_all["consent"].reindex(eligible).fillna(True).to_numpy(dtype=bool) \
+        if "consent" in users_all else np.ones(len(eligible), bool)
+    return RoundInputs(ctx.campaign_id, eligible, consent, feats, logs, log_feats, actions,
+                       costs, config, seed)
 
 
 def plan_round(inputs: RoundInputs) -> Plan:
@@ -331,21 +359,10 @@ def _one_round(store: GraphStore, layout: WorkspaceLayout, config: LoopConfig,
     meta_path = saved / "round.json"
     if ctx is not None:
         observe(store, state, [Path(m) for m in ctx.observed])
-        actions = tuple(ctx.arms)
-        costs = np.array([0.0] + [float(config.cost.get(a, ctx.costs.get(a, 0.0)))
-                                  for a in actions[1:]])
-        users_all = tables.user_features(store)
-        buys = tables.purchases(store)
-        logs = logged_rows(store, actions, costs, seed_campaign)
-        eligible = np.asarray(ctx.eligible, dtype=str)
-        pairs = pd.DataFrame({"user_id": eligible, "start_ts": int(ctx.start_ts)})
-        feats = round_features(pairs, users_all, buys, logs, actions)
-        train_feats = round_features(logs[["user_id", "start_ts"]], users_all, buys, logs,
-                                     actions) if len(logs) else None
-        consent = users_all["consent"].reindex(eligible).fillna(True).to_numpy(dtype=bool) \
-            if "consent" in users_all else np.ones(len(eligible), bool)
-        plan = planner(RoundInputs(ctx.campaign_id, eligible, consent, feats, logs, train_feats,
-                                   actions, costs, config, seed))
+        inputs = round_inputs(store, ctx, config, seed, seed_campaign)
+        eligible, feats, actions, costs = (inputs.users, inputs.features, inputs.actions,
+                                           inputs.costs)
+        plan = planner(inputs)
         saved.mkdir(parents=True, exist_ok=True)
         with atomic_path(saved / "features.parquet") as tmp:
             feats.assign(user_id=eligible).to_parquet(tmp)
