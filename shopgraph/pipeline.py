@@ -6,7 +6,9 @@ Each step is also a command of its own (``shopgraph ingest``, ``train``, ...). A
 the fingerprint of its inputs (the data files, its settings, the upstream step's output) in the
 workspace's ``run/state.json`` and is skipped when they did not change and its outputs (files
 and results) still exist; ``--step`` runs one step alone (the steps before it are taken as they
-are). The configuration is the ``[run]`` table of a TOML file, read into a
+are). When only the data changed since a model was trained with the same settings, the train step
+takes ``shopgraph update``'s path (``jobs/update.py``: fold in or refit) instead of training
+again; ``force`` retrains. The configuration is the ``[run]`` table of a TOML file, read into a
 :class:`~shopgraph.config.RunConfig` (see ``docs/pipeline.md``).
 
 Failures: a step whose data cannot support an answer raises
@@ -108,6 +110,7 @@ class Pipeline:
         self.session, self.config, self.on_step = session, config, on_step
         self.layout = session.layout
         self.state: dict[str, Any] = _read(self.layout.run_state)
+        self._force = False  # run(force=True): retrain instead of updating
         self.results: dict[str, Any] = _read(self.layout.run_results)
 
     def run(self, only: str | None = None, force: bool = False) -> RunResult:
@@ -115,6 +118,7 @@ class Pipeline:
         ``force``; stops at the first step that fails, leaving it unrecorded."""
         if only is not None and only not in STEPS:
             raise ConfigError(f"no step {only!r}; steps: {', '.join(STEPS)}")
+        self._force = force
         for step in STEPS:
             if (only is not None and step != only) or not self._configured(step):
                 continue
@@ -221,14 +225,40 @@ class Pipeline:
                 "written": summary.relationships_written}
 
     def _train(self) -> dict[str, Any]:
+        """Train; or, when the model was trained by an earlier run with the same settings and
+        only the data changed, bring it up to date with ``shopgraph update``'s path (fold in,
+        refit past the drift thresholds; BPR models are retrained there)."""
         from shopgraph.jobs.train import train_model
 
+        settings = fingerprint(self._settings("train"), self.config.model)
+        earlier = self.state.get("train", {}).get("output", {})
+        if (not self._force and earlier.get("settings") == settings
+                and self.layout.checkpoint(self.config.model).is_file()):
+            return self._update(settings)
         result = train_model(self.session.store(), self.layout, self.config.model,
                              self.config.train, progress=False)
         self.results["training"] = {"model": result.model, "metrics": result.metrics,
                                     "popularity": result.popularity, "history": result.history,
                                     "fit_seconds": result.fit_seconds}
-        return {"paths": [str(result.checkpoint)], "fingerprint": result.fingerprint}
+        return {"paths": [str(result.checkpoint)], "fingerprint": result.fingerprint,
+                "settings": settings}
+
+    def _update(self, settings: str) -> dict[str, Any]:
+        from shopgraph.jobs.update import update_model
+
+        result = update_model(self.session.store(), self.layout, self.config.model,
+                              progress=False)
+        training = {k: v for k, v in self.results.get("training", {}).items() if k != "truth"}
+        training["model"] = self.config.model
+        if result.train is not None:  # retrained: the train path's figures
+            training.update({k: result.train[k] for k in ("metrics", "popularity", "history",
+                                                           "fit_seconds")})
+        training["update"] = {k: getattr(result, k) for k in (
+            "mode", "reason", "new_users", "new_items", "changed_users", "new_interactions",
+            "seconds")}
+        self.results["training"] = training
+        return {"paths": [str(result.checkpoint)], "fingerprint": result.fingerprint,
+                "settings": settings, "update": result.mode}
 
     def _index(self) -> dict[str, Any]:
         from shopgraph.jobs.index import build_index

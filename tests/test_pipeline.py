@@ -9,11 +9,13 @@ import signal
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from shopgraph.cli.main import app
-from shopgraph.config import load_run_config
+from shopgraph.config import TrainConfig, load_run_config
 from shopgraph.errors import ConfigError, GraphStoreError
 from shopgraph.graphdb.server import EmbeddedServer
 from shopgraph.pipeline import STEPS, Pipeline
@@ -139,3 +141,38 @@ def test_unknown_model_settings_are_refused_before_anything_runs(tmp_path: Path)
     with pytest.raises(ConfigError, match=r"\[run\] model: unknown model 'lightgnc'"):
         Workspace(tmp_path / "ws").run(run)
     assert not (tmp_path / "ws" / "run").exists()
+
+
+def test_new_events_update_the_model_instead_of_training_it_again(
+        graph_server: EmbeddedServer, tmp_path: Path) -> None:
+    """Issue 13: a second run after new events takes the update path (fold in or refit, no
+    split and tuning); ``force`` trains again."""
+    shop = tmp_path / "shop"
+    simulate(shop, users=500, items=150, interactions=10_000, seed=6)
+    config = replace(load_run_config(shop / "run.toml"), offers=None, target=None,
+                     train=TrainConfig(settings={"k": 32}))
+    with workspace_on(graph_server, tmp_path, "updates") as ws:
+        ws.run(config)
+        state = json.loads((ws.path / "run" / "state.json").read_text())
+        assert "update" not in state["train"]["output"]
+        first = state["train"]["output"]["fingerprint"]
+
+        views = pd.read_parquet(shop / "views.parquet")
+        items = views["item_id"].unique()
+        more = views.sample(100, random_state=0).assign(  # mostly pairs not seen before
+            item_id=np.random.default_rng(0).choice(items, 100),
+            event_id=[f"vnew{i}" for i in range(100)], ts=int(views["ts"].max()) + 60)
+        pd.concat([views, more], ignore_index=True).to_parquet(shop / "views.parquet")
+        seen: list[tuple[str, str]] = []
+        outcome = ws.run(config, on_step=lambda s, status, _: seen.append((s, status)))
+        assert dict(seen)["ingest"] == "done" and dict(seen)["train"] == "done"
+        update = outcome.results["training"]["update"]
+        assert update["mode"] == "folded" and update["new_interactions"] > 0, update
+        state = json.loads((ws.path / "run" / "state.json").read_text())
+        assert state["train"]["output"]["fingerprint"] != first
+        assert dict(seen)["index"] == "done"  # rebuilt for the new checkpoint
+
+        seen.clear()
+        ws.run(config, step="train", force=True)
+        state = json.loads((ws.path / "run" / "state.json").read_text())
+        assert "update" not in state["train"]["output"]
