@@ -5,8 +5,10 @@ about 500,000 interactions) the observed year is ingested into a fresh embedded 
 and the spectral model trained and indexed (the first full retrain + reindex, timed). Then the
 90 days after the observed period (``holdout.parquet``) are replayed one day at a time through
 the real ingest path (each day's views, carts and purchases written as the shop's Parquet
-tables with a ``mapping.toml``, ``Workspace.ingest(load("tabular", ...))``) and
-``Workspace.update`` (fold in, or retrain past the drift thresholds; index swapped with it).
+tables with a ``mapping.toml``, ``ingest(load("tabular", ...))`` with the workspace's ingest
+journal, so that an update reads only the users it lists; ``--no-journal``: without it, every
+user's edges are counted) and ``Workspace.update`` (fold in, or retrain past the drift
+thresholds; index swapped with it).
 
 Measured, in one JSON line:
 
@@ -196,7 +198,7 @@ def new_items_experiment(shop: Path, shares: list[float], settings: dict[str, An
 
 
 def index_experiment(shop: Path, k: int, kinds: list[str]) -> dict[str, Any]:
-    """FAISS index after one daily update: in place (:func:`index_in_place`) against a rebuild.
+    """FAISS index after one daily update: in place (:meth:`EmbeddingIndex.updated`) or rebuilt.
 
     A spectral model of rank ``k`` (no tuning) is fitted on the observed year and the first
     replay day folded in (:meth:`SpectralFilter.updated`: changed and new users move, items do
@@ -207,7 +209,6 @@ def index_experiment(shop: Path, k: int, kinds: list[str]) -> dict[str, Any]:
     from shopgraph.config import IndexConfig
     from shopgraph.gnn.data import InteractionMatrix
     from shopgraph.gnn.spectral import SpectralFilter
-    from shopgraph.jobs.update import index_in_place
     from shopgraph.retrieval.exact import exact_search, recall_at_k
     from shopgraph.retrieval.index import EmbeddingIndex
 
@@ -242,7 +243,8 @@ def index_experiment(shop: Path, k: int, kinds: list[str]) -> dict[str, Any]:
             rebuilt = EmbeddingIndex.build(new, kind=kind, tune_queries=queries)
             rebuild_s = time.perf_counter() - t0
             t0 = time.perf_counter()
-            updated = index_in_place(index, new, moved, queries, cfg)
+            updated = index.updated(new, moved, queries, kind=cfg.kind, factory=cfg.factory,
+                                    target_recall=cfg.target_recall, seed=cfg.seed)
             in_place_s = time.perf_counter() - t0
             sample = queries[np.random.default_rng(1).choice(len(queries), 1000, replace=False)]
             truth = exact_search(sample, new, 20).ids
@@ -270,6 +272,8 @@ def main() -> None:
     ap.add_argument("--max-new-share", type=float, default=None,
                     help="UpdateConfig.max_new_share (default: its default); 0.99 never refits")
     ap.add_argument("--model", default="spectral")
+    ap.add_argument("--no-journal", action="store_true",
+                    help="ingest without the journal (updates count every user's edges)")
     ap.add_argument("--users", type=int, default=20_000, help="simulated users (smoke tests)")
     ap.add_argument("--items", type=int, default=5_000, help="simulated items")
     ap.add_argument("--interactions", type=int, default=500_000, help="simulated interactions")
@@ -293,6 +297,7 @@ def main() -> None:
     from shopgraph.gnn.metrics import evaluate, popularity_scores
     from shopgraph.graphdb.export import Interactions
     from shopgraph.graphdb.formats import load
+    from shopgraph.graphdb.ingest import ingest
     from shopgraph.simulator import simulate
 
     work = args.work or Path(tempfile.mkdtemp(prefix="stream-"))
@@ -321,9 +326,10 @@ def main() -> None:
     first_day = ((first - start) // DAY).astype(int)
 
     ws = shopgraph.open(folder)
+    journal = None if args.no_journal else ws.layout.changes
     try:
         t0 = time.perf_counter()
-        ws.ingest(load("tabular", shop / "mapping.toml"))
+        ingest(ws.store(), load("tabular", shop / "mapping.toml"), journal=journal)
         ingest_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         ws.train(args.model, progress=False)
@@ -332,7 +338,9 @@ def main() -> None:
         days, compare, new_hits = [], [], []
         for day in range(args.days):
             t0 = time.perf_counter()
-            ws.ingest(load("tabular", write_day(holdout, start, day, work / "days" / str(day))))
+            ingest(ws.store(), load("tabular", write_day(holdout, start, day,
+                                                         work / "days" / str(day))),
+                   journal=journal)
             ingested = time.perf_counter() - t0
             result = ws.update(args.model, max_new_share=max_share, progress=False)
             days.append({"day": day, "ingest_s": round(ingested, 3), "update_s": result.seconds,
@@ -343,6 +351,7 @@ def main() -> None:
             matrix = pairs(pd.DataFrame({"user_id": uids[graph.users],
                                          "item_id": iids[graph.items]}), uids, iids)
             ckpt = load_checkpoint(ws.layout.checkpoint(args.model), weights=False)
+            days[-1]["changes_from"] = (ckpt.meta.get("update") or {}).get("changes_from")
             fresh = first_day[first_day == day].index
             if len(fresh) and day + 1 < args.days:
                 truth = next_week(holdout, start, day + 1, matrix, uids, iids)
@@ -389,6 +398,8 @@ def main() -> None:
                          "max": round(max(secs), 3)},
             "ingest_day_s_mean": round(statistics.mean(d["ingest_s"] for d in days), 3),
             "refits": [d["day"] for d in days if d["mode"] == "refitted"],
+            "changes_from": {str(k): sum(d.get("changes_from") == k for d in days)
+                             for k in {d.get("changes_from") for d in days}},
             "retrains": [d["day"] for d in days if d["mode"] == "retrained"],
             "fold_s": {"mean": round(statistics.mean(folds), 3),
                        "median": round(statistics.median(folds), 3)} if folds else None,

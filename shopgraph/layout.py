@@ -6,6 +6,8 @@ Layout of a workspace folder::
     graphdb/                        the embedded server's own folder: data, pid file, 0600
                                     password file, log (its contents are the server's business)
     exports/interactions.npz        arrays exported for the embedding models
+    exports/changes/                journal of ingest: per committed batch, the users it wrote
+                                    user->item edges for (read by `shopgraph update`)
     exports/targets/<campaign>-<run>.csv    audience lists of `shopgraph target`
     exports/offers/<campaign>-<run>.csv     offer lists of `shopgraph offers`
     models/<model>.npz              checkpoints
@@ -63,6 +65,11 @@ class WorkspaceLayout:
     def interactions(self) -> Path:
         """The default export of user->item interactions."""
         return self.exports / "interactions.npz"
+
+    @property
+    def changes(self) -> Path:
+        """The ingest journal: the users each committed batch wrote user->item edges for."""
+        return self.exports / "changes"
 
     def target_list(self, campaign: str, run_id: str) -> Path:
         """The default audience list of a ``target`` run."""

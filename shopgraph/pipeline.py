@@ -219,7 +219,8 @@ class Pipeline:
 
         assert self.config.source is not None
         store = self.session.store()
-        summary = ingest(store, load(self.config.format, self.config.source))
+        summary = ingest(store, load(self.config.format, self.config.source),
+                         journal=self.layout.changes)
         self.results["data"] = store.summary()
         return {"fingerprint": fingerprint(self._source_fingerprint()),
                 "written": summary.relationships_written}

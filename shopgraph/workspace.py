@@ -126,11 +126,12 @@ class Workspace:
 
     def ingest(self, data: SourceData, *, batch_size: int = 10_000, strict: bool = True,
                on_progress: Progress | None = None) -> IngestSummary:
-        """Ingest a loader's data; see :func:`shopgraph.graphdb.ingest.ingest`."""
+        """Ingest a loader's data, recording in the workspace's journal which users got new
+        edges (read by :meth:`update`); see :func:`shopgraph.graphdb.ingest.ingest`."""
         from shopgraph.graphdb.ingest import ingest
 
         return ingest(self.store(), data, batch_size=batch_size, strict=strict,
-                      on_progress=on_progress)
+                      on_progress=on_progress, journal=self.layout.changes)
 
     def export_interactions(self, rel_types: Sequence[str] | None = None, *,
                             path: str | Path | None = None) -> Interactions:

@@ -8,6 +8,8 @@ on ArcadeDB's Bolt endpoint.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from shopgraph.graphdb import schema
 
 MERGE_NODES = "UNWIND $rows AS row MERGE (n:{label} {{id: row.id}}) SET n += row.p"
@@ -71,6 +73,26 @@ EDGES_BY_SOURCE = (
     "RETURN s.id AS s, collect(d.id) AS d, collect(coalesce(r.ts, $no_ts)) AS ts, "
     "collect(coalesce(r.value, $no_value)) AS v"
 )
+
+# Every user with its number of edges of each type (``COUNT {}`` walks each user's edge list: on
+# the 20k-user shop 7x cheaper than streaming the edges); ``{counts}`` is filled by
+# :func:`user_edge_counts`.
+USER_EDGE_COUNTS = "MATCH (s:User) RETURN s.id AS s{counts}"
+USER_EDGE_COUNT = ", COUNT {{ (s)-[:{rel}]->() }} AS n{k}"
+
+# The edges of one type of the users in ``$ids``, grouped by user (as EDGES_BY_SOURCE reads
+# them), through the id index.
+EDGES_OF_USERS = (
+    "UNWIND $ids AS id MATCH (s:{src} {{id: id}})-[r:{rel}]->(d:{dst}) "
+    "RETURN s.id AS s, collect(d.id) AS d, collect(coalesce(r.ts, $no_ts)) AS ts, "
+    "collect(coalesce(r.value, $no_value)) AS v"
+)
+
+
+def user_edge_counts(rels: Sequence[str]) -> str:
+    """:data:`USER_EDGE_COUNTS` with one column ``n<k>`` per allow-listed type in ``rels``."""
+    return USER_EDGE_COUNTS.format(counts="".join(
+        USER_EDGE_COUNT.format(rel=schema.rel(t), k=k) for k, t in enumerate(rels)))
 
 
 def nodes(template: str, label: str, prop: str | None = None) -> str:

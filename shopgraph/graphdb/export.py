@@ -8,7 +8,7 @@ the same positions.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,6 +173,124 @@ def export_interactions(store: GraphStore, rel_types: Sequence[str] | None = Non
             enumerate((np.int64, np.int64, np.int64, np.float64, np.int8))]
     users, items, ts, value, codes = cols
     return Interactions(uids, iids, users, items, ts, value, codes, rel_types=tuple(rel_types))
+
+
+FETCH_USERS = 2000
+"""Users per ``UNWIND`` of :func:`read_changes`."""
+
+
+def read_changes(store: GraphStore, base: Interactions) -> Interactions | None:
+    """The graph's interactions of ``base``'s types now, read without streaming every edge:
+    a user's edges of a type are read again where their count differs from ``base``'s, the
+    others are ``base``'s. ``None`` when a user or item of ``base`` is no longer in the graph.
+
+    Equal to :func:`export_interactions` (same id maps, same pairs, another edge order) as long
+    as edges are only added, which is all ingest does; a user who lost as many edges as they
+    gained would be missed.
+    """
+    rels = list(base.rel_types)
+    records = [(r["s"], *(r[f"n{k}"] for k in range(len(rels)))) for r in
+               store.stream(cypher.user_edge_counts(rels))]
+    user_ids = stable_ids(r[0] for r in records)
+    maps = _id_maps(store, base, user_ids)
+    if maps is None:
+        return None
+    upos, old_u = maps[2], maps[4]
+    n_rels = len(rels)
+    now = np.zeros((len(user_ids), n_rels), dtype=np.int64)
+    if records:
+        now[upos.get_indexer([r[0] for r in records])] = np.array([r[1:] for r in records])
+    base_users = old_u[base.users]
+    before = np.bincount(base_users * n_rels + base.rel.astype(np.int64),
+                         minlength=now.size).reshape(now.shape)
+    return _reread(store, base, maps, now != before)
+
+
+def read_listed_changes(store: GraphStore, base: Interactions,
+                        users: Mapping[str, Collection[str]]) -> Interactions | None:
+    """As :func:`read_changes`, without counting every user's edges: the edges of each type
+    are read again for the users ``users`` lists for it (the ingest journal's, see
+    :func:`~shopgraph.graphdb.journal.journalled_users`), the others are ``base``'s.
+
+    The id maps are ``base``'s with the listed users it lacks, read whole from the graph only
+    where the graph's number of users or items differs (nodes without edges, nodes of writers
+    that kept no journal). ``None`` when that misses something: the result's number of edges
+    of a type differs from the graph's (a writer that kept no journal added edges for other
+    users), or a user or item of ``base`` is no longer in the graph.
+    """
+    rels = list(base.rel_types)
+    listed = pd.Index(sorted(set().union(*(users.get(t, ()) for t in rels))), dtype=object)
+    fresh = listed[pd.Index(base.user_ids).get_indexer(listed) < 0]
+    user_ids = stable_ids([*base.user_ids.tolist(), *fresh]) if len(fresh) else base.user_ids
+    if store.count_nodes("User") != len(user_ids):  # users without edges, or unlisted ones
+        user_ids = node_ids(store, "User")
+    item_ids = base.item_ids if store.count_nodes("Item") == len(base.item_ids) else None
+    maps = _id_maps(store, base, user_ids, item_ids)
+    if maps is None:
+        return None
+    moved = np.zeros((len(user_ids), len(rels)), dtype=bool)
+    for code, rel in enumerate(rels):
+        listed = maps[2].get_indexer(list(users.get(rel, ())))
+        moved[listed[listed >= 0], code] = True
+    out = _reread(store, base, maps, moved)
+    if out is None:
+        return None
+    counts = np.bincount(out.rel.astype(np.int64), minlength=len(rels))
+    if any(store.count_rels(rel) != counts[code] for code, rel in enumerate(rels)):
+        return None
+    return out
+
+
+_Maps = tuple[np.ndarray, np.ndarray, pd.Index, pd.Index, np.ndarray, np.ndarray]
+
+
+def _id_maps(store: GraphStore, base: Interactions, user_ids: np.ndarray,
+             item_ids: np.ndarray | None = None) -> _Maps | None:
+    """``(user ids, item ids, their positions, base's users there, base's items there)`` over
+    the graph's users ``user_ids`` and its items (``item_ids``, default: read from the graph);
+    ``None`` when an id of ``base`` is gone."""
+    if item_ids is None:
+        item_ids = node_ids(store, "Item")
+    upos, ipos = pd.Index(user_ids), pd.Index(item_ids)
+    old_u, old_i = upos.get_indexer(base.user_ids), ipos.get_indexer(base.item_ids)
+    if (old_u < 0).any() or (old_i < 0).any():
+        return None
+    return user_ids, item_ids, upos, ipos, old_u, old_i
+
+
+def _reread(store: GraphStore, base: Interactions, maps: _Maps,
+            moved: np.ndarray) -> Interactions | None:
+    """``base``'s edges with those of the (user, type) pairs ``moved`` read again from the
+    graph (``None``: a node was added while reading)."""
+    user_ids, item_ids, upos, ipos, old_u, old_i = maps
+    rels = list(base.rel_types)
+    base_users = old_u[base.users]
+    keep = ~moved[base_users, base.rel.astype(np.int64)]
+    parts = [(base_users[keep], old_i[base.items][keep], base.ts[keep], base.value[keep],
+              base.rel[keep])]
+    for code, rel in enumerate(rels):
+        ids = user_ids[np.flatnonzero(moved[:, code])].tolist()
+        query = cypher.edges(cypher.EDGES_OF_USERS, rel)
+        for start in range(0, len(ids), FETCH_USERS):
+            src: list[str] = []
+            dst: list[str] = []
+            ts: list[int] = []
+            val: list[float] = []
+            for r in store.stream(query, ids=ids[start:start + FETCH_USERS],
+                                  no_ts=int(MISSING_TS), no_value=float("nan")):
+                src += [r["s"]] * len(r["d"])
+                dst += r["d"]
+                ts += r["ts"]
+                val += r["v"]
+            u, i = upos.get_indexer(src), ipos.get_indexer(dst)
+            if (u < 0).any() or (i < 0).any():
+                return None  # a node added while reading: read everything instead
+            parts.append((u.astype(np.int64), i.astype(np.int64), np.asarray(ts, np.int64),
+                          np.asarray(val, np.float64), np.full(len(u), code, np.int8)))
+    users, items, ts_all, value, rel_codes = (np.concatenate(c) for c in zip(*parts))
+    return Interactions(user_ids, item_ids, users.astype(np.int64), items.astype(np.int64),
+                        ts_all.astype(np.int64), value.astype(np.float64),
+                        rel_codes.astype(np.int8), tuple(rels))
 
 
 def export_node_property(store: GraphStore, label: str, prop: str,

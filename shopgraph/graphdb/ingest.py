@@ -26,6 +26,13 @@ and resumable.
   after a short jittered pause (:meth:`GraphStore.write_retrying`); being idempotent, the retry
   writes only what is still missing. An event id that really belongs to a relationship between
   other nodes is no race: it stays an :class:`IngestError`.
+* **Journal.** Given a ``journal`` folder (the workspace's ``exports/changes``), every committed
+  batch that created user->item edges is recorded there, after its transaction, in a small file
+  of its own (written atomically): per type, the users it wrote edges for. ``shopgraph update``
+  reads only those users' edges (:mod:`shopgraph.graphdb.journal`). A batch that created
+  nothing writes nothing; a batch written again by a resume is skipped by the ledger, so it is
+  recorded once (and an entry twice would be harmless: it only makes the update read those
+  users again).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import neo4j
@@ -45,6 +53,7 @@ from shopgraph.artifacts import file_sha256, fingerprint
 from shopgraph.errors import GraphStoreError, IngestError, quote
 from shopgraph.graphdb import cypher, schema
 from shopgraph.graphdb.frames import EdgeFrame, NodeFrame, Problem, SourceData
+from shopgraph.graphdb.journal import start_journal, write_journal_entry
 from shopgraph.graphdb.store import GraphStore, duplicate_key
 
 Progress = Callable[[int, int], None]
@@ -300,9 +309,11 @@ def _on_node(exc: ConstraintError) -> bool:
 class _Writer:
     """Writes one batch in one transaction together with its ledger entry."""
 
-    def __init__(self, store: GraphStore, source: str, summary: IngestSummary) -> None:
+    def __init__(self, store: GraphStore, source: str, summary: IngestSummary,
+                 journal: Path | None = None) -> None:
         self.store, self.source, self.summary = store, source, summary
         self.guarded_only = not store.capabilities.relationship_constraints
+        self.journal = journal
 
     def _retried(self, exc: Exception) -> None:
         self.summary.retries += 1
@@ -340,6 +351,7 @@ class _Writer:
             return len(rows)
 
         created: int | None = None
+        written = rows
         if not self.guarded_only:
             try:
                 created = self.store.write_retrying(work, f"writing {frame.rel}",
@@ -348,9 +360,13 @@ class _Writer:
             except ConstraintError:
                 created = None  # some events are in the graph already: write only the others
         if created is None:
-            created = self._guarded(batch, frame, rows, extra)
+            written = self._guarded(batch, frame, rows, extra)
+            created = len(written)
         self.summary.relationships[frame.rel] = self.summary.relationships.get(frame.rel, 0) \
             + created
+        if self.journal is not None and written and frame.rel in schema.USER_ITEM_TYPES:
+            write_journal_entry(self.journal, self.source, batch.key,
+                                {frame.rel: sorted({row["s"] for row in written})})
 
     @staticmethod
     def _create(tx: neo4j.Transaction, query: str, rel: str, rows: list[dict[str, Any]]) -> None:
@@ -361,28 +377,29 @@ class _Writer:
                                   "both end nodes; the graph changed during ingest, re-run")
 
     def _guarded(self, batch: _Batch, frame: EdgeFrame, rows: list[dict[str, Any]],
-                 extra: bool) -> int:
+                 extra: bool) -> list[dict[str, Any]]:
+        """Write the rows of ``batch`` not in the graph yet; returns those it created."""
         present_query = cypher.edges(cypher.PRESENT_EDGES, frame.rel)
         create_query = cypher.edges(cypher.CREATE_EDGES, frame.rel, extra)
 
-        def work(tx: neo4j.Transaction) -> tuple[int, list[dict[str, Any]]]:
+        def work(tx: neo4j.Transaction) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             present = tx.run(present_query, rows=rows).data()
             known = {p["eid"] for p in present}
             new = [row for row in rows if row["e"] not in known]
             if new:
                 self._create(tx, create_query, frame.rel, new)
             self._mark(tx, batch.key)
-            return len(new), present
+            return new, present
 
         def race(exc: ConstraintError) -> bool:
             return _on_node(exc) or self._eid_race(batch, frame, rows, exc)
 
-        created, present = self.store.write_retrying(work, f"writing {frame.rel}",
-                                                     retry_constraint=race,
-                                                     on_retry=self._retried)
+        new, present = self.store.write_retrying(work, f"writing {frame.rel}",
+                                                 retry_constraint=race,
+                                                 on_retry=self._retried)
         self.summary.already_present += len(present)
         self.summary.add_conflicts(value_conflicts(frame.rel, rows, present))
-        return created
+        return new
 
     def _eid_race(self, batch: _Batch, frame: EdgeFrame, rows: list[dict[str, Any]],
                   exc: ConstraintError) -> bool:
@@ -414,7 +431,8 @@ class _Writer:
 
 
 def ingest(store: GraphStore, data: SourceData, *, batch_size: int = 10_000,
-           strict: bool = True, on_progress: Progress | None = None) -> IngestSummary:
+           strict: bool = True, on_progress: Progress | None = None,
+           journal: str | Path | None = None) -> IngestSummary:
     """Validate ``data``, then write it in batches; see the module docstring.
 
     Args:
@@ -423,6 +441,7 @@ def ingest(store: GraphStore, data: SourceData, *, batch_size: int = 10_000,
         batch_size: rows per transaction.
         strict: raise on an unknown end id instead of skipping its rows.
         on_progress: called with (rows done, rows in all) after every batch.
+        journal: the folder of the ingest journal (see the module docstring), or ``None``.
 
     Returns:
         What was written, skipped and resumed, and the events already present with other
@@ -455,7 +474,10 @@ def ingest(store: GraphStore, data: SourceData, *, batch_size: int = 10_000,
     frames: list[NodeFrame | EdgeFrame] = [*data.nodes, *data.edges]
     total = sum(_rows(f) for f in frames)
     summary.batches = sum(-(-_rows(f) // batch_size) for f in frames)
-    writer = _Writer(store, source, summary)
+    if journal is not None:
+        journal = Path(journal)
+        start_journal(journal)
+    writer = _Writer(store, source, summary, journal)
     rows_done = 0
     for index, batch in enumerate(_plan(data, batch_size)):
         if batch.key in done_keys:

@@ -14,15 +14,17 @@
 
 What changed is found by comparing the graph's interactions with the export the checkpoint was
 fitted on (``layout.interactions``, written by ``train`` and by every update, recognised by the
-checkpoint's data fingerprint): :func:`read_changes` counts every user's edges in the graph and
-reads again only the edges of users whose counts moved. If that export is missing or belongs to
-other data, everything is exported and every user with interactions is folded in again (the
-same embeddings up to rounding).
+checkpoint's data fingerprint): the edges of the users that ingest's journal lists since that
+export are read again (:func:`~shopgraph.graphdb.export.read_listed_changes`), or, where the
+journal does not cover the interval, :func:`~shopgraph.graphdb.export.read_changes` counts every
+user's edges in the graph and reads again only those of users whose counts moved. If that
+export is missing or belongs to other data, everything is exported and every user with
+interactions is folded in again (the same embeddings up to rounding).
 
 Atomicity: the new checkpoint, its index (updated in place or rebuilt, with the settings it was
-built with, see :func:`index_in_place`) and the
-export are written into a staging folder inside the workspace, then renamed over the old files
-(checkpoint, index, export), so a failure before the renames leaves every old file in place and
+built with, see :func:`~shopgraph.retrieval.build.updated_bundle`) and the export are written
+into a staging folder inside the workspace, then renamed over the old files (checkpoint, index,
+export), so a failure before the renames leaves every old file in place and
 a query loads the old pair or the new one; a retriever that loads between the two renames gets
 :class:`~shopgraph.errors.IndexMismatchError` (fingerprints differ), never a mix.
 """
@@ -43,15 +45,20 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from shopgraph.artifacts import read_header
 from shopgraph.config import IndexConfig, TrainConfig, UpdateConfig
 from shopgraph.gnn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from shopgraph.gnn.data import InteractionMatrix
-from shopgraph.graphdb.export import Interactions, export_interactions
+from shopgraph.graphdb.export import (
+    Interactions,
+    export_interactions,
+    read_changes,
+    read_listed_changes,
+)
+from shopgraph.graphdb.journal import journalled_users
 from shopgraph.jobs.results import UpdateResult
 from shopgraph.jobs.train import train_model
 from shopgraph.layout import WorkspaceLayout
-from shopgraph.retrieval.index import EmbeddingIndex
+from shopgraph.retrieval.persist import index_config, index_fingerprint
 
 if TYPE_CHECKING:
     from shopgraph.graphdb.store import GraphStore
@@ -105,20 +112,22 @@ def update_model(store: GraphStore, layout: WorkspaceLayout, model: str,
     with step("read"):
         base = _base(layout, ckpt)
         whole = base is not None and base.rel_types != SPLIT_PART
-        arrays = read_changes(store, base) if whole and base is not None else None
+        arrays, read = (_read(store, layout, base) if whole and base is not None
+                        else (None, {"changes_from": "export"}))
         if arrays is None:  # no whole export to start from, or ids vanished: read everything
             arrays = export_interactions(store, list(base.rel_types) if whole and base
                                          else ckpt.meta.get("split", {}).get("rel_types"))
+            read = {"changes_from": "export"}
         current = InteractionMatrix.from_interactions(arrays)
     since = _since_full_fit(ckpt, base, current)
     drift = {**since, "max_new_share": config.max_new_share,
              "max_new_item_share": config.max_new_item_share}
-    index_cfg = _index_config(layout, model)
+    index_cfg = index_config(layout.index(model))
     if not config.full and current.fingerprint() == ckpt.data_fingerprint:  # nothing new
         if not whole:  # the export was missing or stale (an earlier run cut short): heal it
             arrays.save(layout.interactions)
         index = None
-        if index_cfg is not None and _index_fingerprint(layout, model) != ckpt.fingerprint:
+        if index_cfg is not None and index_fingerprint(layout.index(model)) != ckpt.fingerprint:
             with _staging(layout) as stage, step("index"):  # an earlier swap was cut short
                 shutil.copy2(layout.checkpoint(model), stage.checkpoint(model))
                 index = _build_index(store, stage, model, index_cfg, arrays)
@@ -139,16 +148,18 @@ def update_model(store: GraphStore, layout: WorkspaceLayout, model: str,
             with step("train"):
                 trained = train_model(store, stage, model, _train_config(ckpt),
                                       progress=progress)
-            counts = _counts(ckpt, load_checkpoint(stage.checkpoint(model), weights=False))
+            counts = _counts(ckpt, load_checkpoint(stage.checkpoint(model), weights=False),
+                             base if whole else None, current)
         else:
             with step("refit" if fold is None else "save"):
                 if fold is None:
-                    _save_refit(stage.checkpoint(model), ckpt, current, since)
+                    _save_refit(stage.checkpoint(model), ckpt, current, since, read)
                     counts = _counts(ckpt, load_checkpoint(stage.checkpoint(model),
-                                                           weights=False))
+                                                           weights=False),
+                                     base if whole else None, current)
                 else:
                     _save_folded(stage.checkpoint(model), ckpt, fold, current, since,
-                                 time.perf_counter() - started)
+                                 time.perf_counter() - started, read)
                     counts = (fold.new_users, fold.new_items, fold.changed_users,
                               fold.new_interactions)
                 arrays.save(stage.interactions)
@@ -220,74 +231,21 @@ def _base(layout: WorkspaceLayout, ckpt: Checkpoint) -> Interactions | None:
     return None
 
 
-USER_EDGE_COUNTS = "MATCH (s:User) RETURN s.id AS s{counts}"
-"""Every user with its number of edges of each type (``COUNT {}`` walks each user's edge
-list: on the 20k-user shop 7x cheaper than streaming the edges)."""
-EDGES_OF_USERS = (
-    "UNWIND $ids AS id MATCH (s:User {{id: id}})-[r:{rel}]->(d:Item) "
-    "RETURN s.id AS s, collect(d.id) AS d, collect(coalesce(r.ts, $no_ts)) AS ts, "
-    "collect(coalesce(r.value, $no_value)) AS v")
-"""The edges of one type of the users in ``$ids``, grouped by user (as ``export`` reads them)."""
-FETCH_USERS = 2000
-
-
-def read_changes(store: GraphStore, base: Interactions) -> Interactions | None:
-    """The graph's interactions of ``base``'s types now, read without streaming every edge:
-    a user's edges of a type are read again where their count differs from ``base``'s, the
-    others are ``base``'s. ``None`` when a user or item of ``base`` is no longer in the graph.
-
-    Equal to :func:`~shopgraph.graphdb.export.export_interactions` (same id maps, same pairs,
-    another edge order) as long as edges are only added, which is all ingest does; a user who
-    lost as many edges as they gained would be missed.
-    """
-    from shopgraph.graphdb import schema
-    from shopgraph.graphdb.export import MISSING_TS, node_ids, stable_ids
-
-    rels = list(base.rel_types)
-    counts_q = USER_EDGE_COUNTS.format(counts="".join(
-        f", COUNT {{ (s)-[:{schema.rel(t)}]->() }} AS n{k}" for k, t in enumerate(rels)))
-    records = [(r["s"], *(r[f"n{k}"] for k in range(len(rels)))) for r in
-               store.stream(counts_q)]
-    user_ids = stable_ids(r[0] for r in records)
-    item_ids = node_ids(store, "Item")
-    upos, ipos = pd.Index(user_ids), pd.Index(item_ids)
-    old_u, old_i = upos.get_indexer(base.user_ids), ipos.get_indexer(base.item_ids)
-    if (old_u < 0).any() or (old_i < 0).any():
-        return None
-    n_rels = len(rels)
-    now = np.zeros((len(user_ids), n_rels), dtype=np.int64)
-    if records:
-        now[upos.get_indexer([r[0] for r in records])] = np.array([r[1:] for r in records])
-    base_users = old_u[base.users]
-    before = np.bincount(base_users * n_rels + base.rel.astype(np.int64),
-                         minlength=now.size).reshape(now.shape)
-    moved = now != before  # (user, type) pairs whose edges are read again
-    keep = ~moved[base_users, base.rel.astype(np.int64)]
-    parts = [(base_users[keep], old_i[base.items][keep], base.ts[keep], base.value[keep],
-              base.rel[keep])]
-    for code, rel in enumerate(rels):
-        ids = user_ids[np.flatnonzero(moved[:, code])].tolist()
-        query = EDGES_OF_USERS.format(rel=schema.rel(rel))
-        for start in range(0, len(ids), FETCH_USERS):
-            src: list[str] = []
-            dst: list[str] = []
-            ts: list[int] = []
-            val: list[float] = []
-            for r in store.stream(query, ids=ids[start:start + FETCH_USERS],
-                                  no_ts=int(MISSING_TS), no_value=float("nan")):
-                src += [r["s"]] * len(r["d"])
-                dst += r["d"]
-                ts += r["ts"]
-                val += r["v"]
-            u, i = upos.get_indexer(src), ipos.get_indexer(dst)
-            if (u < 0).any() or (i < 0).any():
-                return None  # a node added while reading: read everything instead
-            parts.append((u.astype(np.int64), i.astype(np.int64), np.asarray(ts, np.int64),
-                          np.asarray(val, np.float64), np.full(len(u), code, np.int8)))
-    users, items, ts_all, value, rel_codes = (np.concatenate(c) for c in zip(*parts))
-    return Interactions(user_ids, item_ids, users.astype(np.int64), items.astype(np.int64),
-                        ts_all.astype(np.int64), value.astype(np.float64),
-                        rel_codes.astype(np.int8), tuple(rels))
+def _read(store: GraphStore, layout: WorkspaceLayout,
+          base: Interactions) -> tuple[Interactions | None, dict[str, Any]]:
+    """The graph's interactions now, from ``base`` (the export saved with the checkpoint) and
+    the edges of the users the ingest journal lists since that export was written, where the
+    journal covers that interval and the result agrees with the graph's edge counts; else from
+    every user's edge counts (:func:`read_changes`). With how it was read, for the checkpoint's
+    ``meta["update"]``: ``changes_from`` (``journal`` or ``counts``) and ``users_reread``
+    (the users the journal listed)."""
+    users = journalled_users(layout.changes, layout.interactions.stat().st_mtime)
+    if users is not None:
+        arrays = read_listed_changes(store, base, users)
+        if arrays is not None:
+            listed = set().union(*(users.get(t, set()) for t in base.rel_types))
+            return arrays, {"changes_from": "journal", "users_reread": len(listed)}
+    return read_changes(store, base), {"changes_from": "counts"}
 
 
 def _since_full_fit(ckpt: Checkpoint, base: Interactions | None,
@@ -396,8 +354,8 @@ def _fold_spectral(ckpt: Checkpoint, base: Interactions | None,
 
 # -- writing -------------------------------------------------------------------------------
 
-def _save_folded(path: Path, ckpt: Checkpoint, fold: _Fold,
-                 current: InteractionMatrix, since: dict[str, float], seconds: float) -> None:
+def _save_folded(path: Path, ckpt: Checkpoint, fold: _Fold, current: InteractionMatrix,
+                 since: dict[str, float], seconds: float, read: dict[str, Any]) -> None:
     """The folded model's checkpoint: the previous meta (split, metrics, refit) carried over,
     the update recorded, and the data fingerprint of all current interactions (stable order,
     as ``train`` and ``evaluate`` compute it)."""
@@ -410,7 +368,7 @@ def _save_folded(path: Path, ckpt: Checkpoint, fold: _Fold,
         "new_users": fold.new_users, "new_items": fold.new_items,
         "changed_users": fold.changed_users, "new_interactions": fold.new_interactions,
         "refolded_all": fold.refolded_all, "seconds": round(seconds, 3), "at": time.time(),
-        "count": int((ckpt.meta.get("update") or {}).get("count", 0)) + 1}
+        "count": int((ckpt.meta.get("update") or {}).get("count", 0)) + 1, **read}
     # save_checkpoint records the fingerprint of the matrix it is given (ids in the
     # checkpoint's order: old first); ``data_fingerprint`` overrides it with the stable one.
     save_checkpoint(path, fold.model, fold.matrix, data_fingerprint=current.fingerprint(),
@@ -418,7 +376,7 @@ def _save_folded(path: Path, ckpt: Checkpoint, fold: _Fold,
 
 
 def _save_refit(path: Path, ckpt: Checkpoint, current: InteractionMatrix,
-                since: dict[str, float]) -> None:
+                since: dict[str, float], read: dict[str, Any]) -> None:
     """The model fitted again on every current interaction with the checkpoint's settings (its
     tuned rank and item scaling; no split, no tuning), as ``train``'s refit for serving does;
     the previous meta (split, metrics) carried over, the refit and the new full fit recorded."""
@@ -435,7 +393,7 @@ def _save_refit(path: Path, ckpt: Checkpoint, current: InteractionMatrix,
     keep["update"] = {"base_fingerprint": ckpt.fingerprint,
                       "base_data_fingerprint": ckpt.data_fingerprint, "refit": True,
                       "seconds": seconds, "at": time.time(),
-                      "drift": {k: since[k] for k in ("new_share", "new_item_share")}}
+                      "drift": {k: since[k] for k in ("new_share", "new_item_share")}, **read}
     save_checkpoint(path, fresh, current, **keep)
 
 
@@ -453,36 +411,18 @@ def _train_config(ckpt: Checkpoint) -> TrainConfig:
                        refit=ckpt.refit is not None or not split, settings=settings)
 
 
-def _counts(old: Checkpoint, new: Checkpoint) -> tuple[int, int, int, int]:
-    """New users and items of a retrain (ids the old checkpoint lacked); the changed users and
-    pairs are not tracked through a retrain."""
+def _counts(old: Checkpoint, new: Checkpoint, base: Interactions | None,
+            current: InteractionMatrix) -> tuple[int, int, int, int]:
+    """New users and items of a refit or retrain (ids the old checkpoint lacked) and the pairs
+    added since its training data (``base``; without it, since its last refit); the changed
+    users are not tracked through a refit."""
+    if base is not None:
+        before = np.unique(base.users.astype(np.int64) * max(len(base.item_ids), 1)
+                           + base.items).size
+    else:
+        before = int((old.refit or {}).get("interactions", current.nnz))
     return (len(np.setdiff1d(new.user_ids, old.user_ids)),
-            len(np.setdiff1d(new.item_ids, old.item_ids)), 0, 0)
-
-
-def _index_config(layout: WorkspaceLayout, model: str) -> IndexConfig | None:
-    """The settings ``model``'s index was built with (``None``: it has no index)."""
-    from shopgraph.retrieval.persist import INDEX_FORMAT
-
-    path = layout.index(model)
-    if not path.is_file():
-        return None
-    with np.load(path, allow_pickle=False) as z:
-        header = read_header(z, path, INDEX_FORMAT, "shopgraph index build")
-    meta = header.get("meta", {})
-    return IndexConfig(kind=meta.get("kind", "auto"), factory=meta.get("factory"),
-                       target_recall=meta.get("target_recall", 0.98),
-                       seen_rel_types=tuple(header.get("seen_rel_types") or ()) or None,
-                       seed=meta.get("seed", 0), ef_construction=meta.get("ef_construction"))
-
-
-def _index_fingerprint(layout: WorkspaceLayout, model: str) -> str | None:
-    with np.load(layout.index(model), allow_pickle=False) as z:
-        from shopgraph.retrieval.persist import INDEX_FORMAT
-
-        fp: str | None = read_header(z, layout.index(model), INDEX_FORMAT,
-                                     "shopgraph index build").get("checkpoint_fingerprint")
-    return fp
+            len(np.setdiff1d(new.item_ids, old.item_ids)), 0, max(current.nnz - before, 0))
 
 
 def _build_index(store: GraphStore, stage: WorkspaceLayout, model: str, cfg: IndexConfig,
@@ -492,10 +432,11 @@ def _build_index(store: GraphStore, stage: WorkspaceLayout, model: str, cfg: Ind
     taking the seen pairs from ``arrays`` (the interactions just read) when they hold the seen
     types instead of reading them again. With ``previous`` (the old checkpoint, whose rows the
     new one extends, and its index file), each FAISS index is updated in place where
-    :func:`index_in_place` can, and rebuilt otherwise."""
+    :meth:`~shopgraph.retrieval.index.EmbeddingIndex.updated` can, and rebuilt otherwise
+    (:func:`~shopgraph.retrieval.build.updated_bundle`)."""
     from shopgraph.jobs.index import catalogue_from_graph, index_result, seen_from_graph
-    from shopgraph.retrieval.build import build_bundle
-    from shopgraph.retrieval.persist import TABLES, IndexBundle, save_bundle
+    from shopgraph.retrieval.build import build_bundle, previous_bundle, updated_bundle
+    from shopgraph.retrieval.persist import save_bundle
 
     ckpt = load_checkpoint(stage.checkpoint(model), weights=False)
     wanted = cfg.seen_rel_types
@@ -511,95 +452,14 @@ def _build_index(store: GraphStore, stage: WorkspaceLayout, model: str, cfg: Ind
     settings: dict[str, Any] = {"kind": cfg.kind, "factory": cfg.factory,
                                 "target_recall": cfg.target_recall, "seed": cfg.seed,
                                 "ef_construction": cfg.ef_construction}
-    old = _previous_bundle(*previous) if previous is not None else None
+    old = previous_bundle(*previous) if previous is not None else None
     if previous is None or old is None:
         bundle = build_bundle(ckpt, seen=seen, seen_rel_types=rels, catalogue=catalogue,
                               **settings)
     else:
-        started = time.perf_counter()
-        tables = {"item": ckpt.item_emb, "user": ckpt.user_emb}
-        before = {"item": previous[0].item_emb, "user": previous[0].user_emb}
-        tune_with = {"items": ckpt.user_emb, "users": ckpt.item_emb,
-                     "items_cosine": ckpt.item_emb, "users_cosine": ckpt.user_emb}
-        indexes = {}
-        for name, (table, metric) in TABLES.items():
-            n_old = len(before[table])
-            changed = np.flatnonzero((tables[table][:n_old] != before[table]).any(axis=1))
-            indexes[name] = index_in_place(old.indexes[name], tables[table], changed,
-                                           tune_with[name], cfg) or EmbeddingIndex.build(
-                tables[table], kind=cfg.kind, factory=cfg.factory, metric=metric,
-                tune_queries=tune_with[name], target_recall=cfg.target_recall, seed=cfg.seed,
-                ef_construction=cfg.ef_construction)
-        meta = {**settings, "build_seconds": round(time.perf_counter() - started, 2)}
-        bundle = IndexBundle(ckpt.model, ckpt.fingerprint, indexes, sp.csr_matrix(seen), rels,
-                             catalogue, meta)
+        bundle = updated_bundle(old, ckpt, previous[0], seen=seen, seen_rel_types=rels,
+                                catalogue=catalogue, **settings)
     return index_result(save_bundle(stage.index(model), bundle), bundle.describe()).to_dict()
-
-
-def _previous_bundle(ckpt: Checkpoint, path: Path) -> Any:
-    """The index of ``ckpt`` at ``path``, or ``None`` when it belongs to another checkpoint."""
-    from shopgraph.errors import IndexMismatchError
-    from shopgraph.retrieval.persist import load_bundle
-
-    try:
-        return load_bundle(path, ckpt)
-    except (IndexMismatchError, ValueError):
-        return None
-
-
-def index_in_place(index: EmbeddingIndex, vectors: np.ndarray, changed: np.ndarray,
-                   queries: np.ndarray, cfg: IndexConfig) -> EmbeddingIndex | None:
-    """``index`` brought to ``vectors`` (its own rows first, ``changed`` among them, then new
-    rows) without a rebuild, or ``None`` where a rebuild is needed.
-
-    Exact search holds no structure: it takes the new table as it is (while the kind still
-    says exact). IVF indexes replace the changed vectors (``remove_ids``, then ``add_with_ids``)
-    and add the new ones; HNSW adds new vectors but cannot move one, so a changed vector means
-    a rebuild. An updated approximate index keeps its tuned search parameter if its recall@20
-    against exact search, measured again on up to 1,000 of ``queries``, still reaches
-    ``cfg.target_recall``; otherwise it is rebuilt (and tuned) too.
-    """
-    import faiss
-
-    from shopgraph.retrieval.exact import exact_search, recall_at_k
-    from shopgraph.retrieval.index import choose_factory
-
-    n, d = vectors.shape
-    if index.exact:
-        if (cfg.factory or choose_factory(cfg.kind, n, d)) != "Flat":
-            return None  # grown past exact search
-        return EmbeddingIndex(vectors, "Flat", index.metric, info=dict(index.info))
-    ivf = "IVF" in index.factory
-    if (len(changed) and not ivf) or vectors.shape[1] != index.vectors.shape[1]:
-        return None
-    if not len(changed) and n == len(index):  # the same vectors: the same index
-        return EmbeddingIndex(vectors, index.factory, index.metric, index.index, index.params,
-                              index.info)
-    started = time.perf_counter()
-    new = EmbeddingIndex(vectors, index.factory, index.metric,
-                         faiss.clone_index(faiss.downcast_index(index.index)), index.params)
-    rows = np.concatenate([changed, np.arange(len(index), n)]).astype(np.int64)
-    if ivf:
-        if len(changed):
-            new.index.remove_ids(changed.astype(np.int64))
-        new.index.add_with_ids(new.vectors[rows], rows)
-    else:
-        new.index.add(new.vectors[rows])
-    informative = queries[np.linalg.norm(queries, axis=1) > 0]
-    rng = np.random.default_rng(cfg.seed)
-    sample = informative[rng.choice(len(informative), min(len(informative), 1000),
-                                    replace=False)] if len(informative) else vectors[:1000]
-    k = min(20, n)
-    if index.metric == "cosine":
-        sample = sample / np.maximum(np.linalg.norm(sample, axis=1, keepdims=True), 1e-30)
-    sample = np.ascontiguousarray(sample, dtype=np.float32)
-    recall = recall_at_k(new.search(sample, k).ids, exact_search(sample, new.vectors, k).ids)
-    if recall < cfg.target_recall:
-        return None
-    new.info = {**index.info, "recall@20": round(recall, 4),
-                "in_place": {"replaced": len(changed), "added": n - len(index),
-                             "seconds": round(time.perf_counter() - started, 3)}}
-    return new
 
 
 @contextmanager

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
+import numpy as np
 import scipy.sparse as sp
 
+from shopgraph.errors import IndexMismatchError
 from shopgraph.gnn.checkpoint import Checkpoint
 from shopgraph.retrieval.index import EmbeddingIndex
-from shopgraph.retrieval.persist import TABLES, Catalogue, IndexBundle
+from shopgraph.retrieval.persist import TABLES, Catalogue, IndexBundle, load_bundle
 
 
 def build_bundle(ckpt: Checkpoint, *, seen: sp.csr_matrix, seen_rel_types: Sequence[str],
@@ -43,3 +46,41 @@ def build_bundle(ckpt: Checkpoint, *, seen: sp.csr_matrix, seen_rel_types: Seque
             "build_seconds": round(time.perf_counter() - started, 2)}
     return IndexBundle(ckpt.model, ckpt.fingerprint, indexes, sp.csr_matrix(seen),
                        tuple(seen_rel_types), catalogue, meta)
+
+
+def updated_bundle(old: IndexBundle, ckpt: Checkpoint, before: Checkpoint, *,
+                   seen: sp.csr_matrix, seen_rel_types: Sequence[str], catalogue: Catalogue,
+                   kind: str = "auto", factory: str | None = None, target_recall: float = 0.98,
+                   seed: int = 0, ef_construction: int | None = None) -> IndexBundle:
+    """The indexes of ``old`` (built over ``before``) brought to ``ckpt``, whose rows extend
+    ``before``'s: each one updated in place where :meth:`EmbeddingIndex.updated` can, and
+    rebuilt (as :func:`build_bundle` does) otherwise. The settings are those ``old`` was built
+    with."""
+    settings = {"kind": kind, "factory": factory, "target_recall": target_recall, "seed": seed,
+                "ef_construction": ef_construction}
+    started = time.perf_counter()
+    tables = {"item": ckpt.item_emb, "user": ckpt.user_emb}
+    previous = {"item": before.item_emb, "user": before.user_emb}
+    tune_with = {"items": ckpt.user_emb, "users": ckpt.item_emb,
+                 "items_cosine": ckpt.item_emb, "users_cosine": ckpt.user_emb}
+    indexes = {}
+    for name, (table, metric) in TABLES.items():
+        n_old = len(previous[table])
+        changed = np.flatnonzero((tables[table][:n_old] != previous[table]).any(axis=1))
+        indexes[name] = old.indexes[name].updated(
+            tables[table], changed, tune_with[name], kind=kind, factory=factory,
+            target_recall=target_recall, seed=seed) or EmbeddingIndex.build(
+            tables[table], kind=kind, factory=factory, metric=metric,
+            tune_queries=tune_with[name], target_recall=target_recall, seed=seed,
+            ef_construction=ef_construction)
+    meta = {**settings, "build_seconds": round(time.perf_counter() - started, 2)}
+    return IndexBundle(ckpt.model, ckpt.fingerprint, indexes, sp.csr_matrix(seen),
+                       tuple(seen_rel_types), catalogue, meta)
+
+
+def previous_bundle(ckpt: Checkpoint, path: str | Path) -> IndexBundle | None:
+    """The index of ``ckpt`` at ``path``, or ``None`` when it belongs to another checkpoint."""
+    try:
+        return load_bundle(path, ckpt)
+    except (IndexMismatchError, ValueError):
+        return None

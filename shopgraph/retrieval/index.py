@@ -160,6 +160,59 @@ class EmbeddingIndex:
                                                                     seed)}
         return self
 
+    def updated(self, vectors: np.ndarray, changed: np.ndarray, queries: np.ndarray, *,
+                kind: str = "auto", factory: str | None = None, target_recall: float = 0.98,
+                seed: int = 0) -> EmbeddingIndex | None:
+        """This index brought to ``vectors`` (its own rows first, ``changed`` among them, then
+        new rows) without a rebuild, or ``None`` where a rebuild is needed; ``kind``,
+        ``factory``, ``target_recall`` and ``seed`` are the settings it was built with.
+
+        Exact search holds no structure: it takes the new table as it is (while the kind still
+        says exact). IVF indexes replace the changed vectors (``remove_ids``, then
+        ``add_with_ids``) and add the new ones; HNSW adds new vectors but cannot move one, so a
+        changed vector means a rebuild. An updated approximate index keeps its tuned search
+        parameter if its recall@20 against exact search, measured again on up to 1,000 of
+        ``queries``, still reaches ``target_recall``; otherwise it is rebuilt (and tuned) too.
+        """
+        n, d = vectors.shape
+        if self.exact:
+            if (factory or choose_factory(kind, n, d)) != "Flat":
+                return None  # grown past exact search
+            return EmbeddingIndex(vectors, "Flat", self.metric, info=dict(self.info))
+        ivf = "IVF" in self.factory
+        if (len(changed) and not ivf) or vectors.shape[1] != self.vectors.shape[1]:
+            return None
+        if not len(changed) and n == len(self):  # the same vectors: the same index
+            return EmbeddingIndex(vectors, self.factory, self.metric, self.index, self.params,
+                                  self.info)
+        import faiss
+
+        started = time.perf_counter()
+        new = EmbeddingIndex(vectors, self.factory, self.metric,
+                             faiss.clone_index(faiss.downcast_index(self.index)), self.params)
+        rows = np.concatenate([changed, np.arange(len(self), n)]).astype(np.int64)
+        if ivf:
+            if len(changed):
+                new.index.remove_ids(changed.astype(np.int64))
+            new.index.add_with_ids(new.vectors[rows], rows)
+        else:
+            new.index.add(new.vectors[rows])
+        informative = queries[np.linalg.norm(queries, axis=1) > 0]
+        rng = np.random.default_rng(seed)
+        sample = informative[rng.choice(len(informative), min(len(informative), 1000),
+                                        replace=False)] if len(informative) else vectors[:1000]
+        k = min(20, n)
+        if self.metric == "cosine":
+            sample = sample / np.maximum(np.linalg.norm(sample, axis=1, keepdims=True), 1e-30)
+        sample = np.ascontiguousarray(sample, dtype=np.float32)
+        recall = recall_at_k(new.search(sample, k).ids, exact_search(sample, new.vectors, k).ids)
+        if recall < target_recall:
+            return None
+        new.info = {**self.info, "recall@20": round(recall, 4),
+                    "in_place": {"replaced": len(changed), "added": n - len(self),
+                                 "seconds": round(time.perf_counter() - started, 3)}}
+        return new
+
     def _tune(self, queries: np.ndarray | None, target: float, seed: int) -> dict[str, Any]:
         """Pick the cheapest search parameter that reaches ``target`` recall@20."""
         import faiss

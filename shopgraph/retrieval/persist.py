@@ -19,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from shopgraph.artifacts import read_header, write_npz
+from shopgraph.config import IndexConfig
 from shopgraph.errors import IndexMismatchError
 from shopgraph.gnn.checkpoint import Checkpoint
 from shopgraph.retrieval.index import EmbeddingIndex
@@ -131,3 +132,28 @@ def load_bundle(path: str | Path, ckpt: Checkpoint) -> IndexBundle:
         catalogue = Catalogue(z["item_category"], z["categories"], z["item_price"])
     return IndexBundle(header["model"], header["checkpoint_fingerprint"], indexes, seen,
                        tuple(header["seen_rel_types"]), catalogue, header["meta"])
+
+
+def _header(path: Path) -> dict[str, Any]:
+    with np.load(path, allow_pickle=False) as z:
+        header: dict[str, Any] = read_header(z, path, INDEX_FORMAT, "shopgraph index build")
+    return header
+
+
+def index_config(path: str | Path) -> IndexConfig | None:
+    """The settings the index at ``path`` was built with (``None``: there is no index)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    header = _header(path)
+    meta = header.get("meta", {})
+    return IndexConfig(kind=meta.get("kind", "auto"), factory=meta.get("factory"),
+                       target_recall=meta.get("target_recall", 0.98),
+                       seen_rel_types=tuple(header.get("seen_rel_types") or ()) or None,
+                       seed=meta.get("seed", 0), ef_construction=meta.get("ef_construction"))
+
+
+def index_fingerprint(path: str | Path) -> str | None:
+    """The fingerprint of the checkpoint the index at ``path`` was built from."""
+    fp: str | None = _header(Path(path)).get("checkpoint_fingerprint")
+    return fp

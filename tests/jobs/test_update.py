@@ -162,6 +162,7 @@ def test_drift_refits_and_full_retrains(graph_server: EmbeddedServer, tmp_path: 
                             progress=False)
         assert drifted.mode == "refitted" and "interactions are new" in drifted.reason
         assert drifted.train is None and drifted.new_users == 1 and drifted.new_items == 1
+        assert drifted.new_interactions == len(NEW_EVENTS)
         assert drifted.drift["new_share"] == pytest.approx(len(NEW_EVENTS) / drifted.interactions,
                                                            abs=1e-5)
         ckpt = load_checkpoint(ws.layout.checkpoint("spectral"))
@@ -275,3 +276,41 @@ def test_a_checkpoint_fitted_on_the_split_is_folded_from_its_training_part(
         after = load_checkpoint(ws.layout.checkpoint("spectral"))
         assert after.data_fingerprint == InteractionMatrix.from_interactions(whole).fingerprint()
         assert ws.update("spectral", progress=False).mode == "unchanged"
+
+
+def test_an_update_after_a_journalled_ingest_reads_only_the_listed_users(
+        graph_server: EmbeddedServer, tmp_path: Path) -> None:
+    from shopgraph.graphdb.export import export_interactions
+    from shopgraph.graphdb.ingest import ingest
+
+    with workspace_on(graph_server, tmp_path, "updjournal") as ws:
+        journal = ws.layout.changes
+        ingest(ws.store(), source(tmp_path, taste_pairs(), name="base"), journal=journal)
+        ws.train("spectral", progress=False, **SPECTRAL)  # type: ignore[arg-type]
+        ws.build_index("spectral")
+        ingest(ws.store(), source(tmp_path, NEW_EVENTS, name="day1"), journal=journal)
+        entries = sorted(journal.glob("*.json"))
+        assert json.loads(entries[-1].read_text())["users"] == {"PURCHASED": sorted(TOUCHED)}
+        result = ws.update("spectral", max_new_item_share=LOOSE, progress=False)
+        assert result.mode == "folded" and result.reason == ""
+        assert (result.new_users, result.new_items, result.changed_users) == (1, 1, 7)
+        assert result.new_interactions == len(NEW_EVENTS)
+        after = load_checkpoint(ws.layout.checkpoint("spectral"), weights=False)
+        assert after.meta["update"]["changes_from"] == "journal"
+        assert after.meta["update"]["users_reread"] == len(TOUCHED)
+        full = export_interactions(ws.store(), ["PURCHASED"])
+        assert after.data_fingerprint == InteractionMatrix.from_interactions(full).fingerprint()
+
+        # events already in the graph create nothing, so nothing is journalled
+        ingest(ws.store(), source(tmp_path, NEW_EVENTS, name="day1-again"), journal=journal)
+        assert sorted(journal.glob("*.json")) == entries
+        assert ws.update("spectral", progress=False).mode == "unchanged"
+
+        # an ingest that keeps no journal: the edge counts disagree, every user is counted
+        ingest(ws.store(), source(tmp_path, [("u1", "i21"), ("n3", "i22")], name="day2"))
+        result = ws.update("spectral", max_new_item_share=LOOSE, progress=False)
+        assert result.mode == "folded" and result.changed_users == 1 and result.new_users == 1
+        after = load_checkpoint(ws.layout.checkpoint("spectral"), weights=False)
+        assert after.meta["update"]["changes_from"] == "counts"
+        full = export_interactions(ws.store(), ["PURCHASED"])
+        assert after.data_fingerprint == InteractionMatrix.from_interactions(full).fingerprint()

@@ -55,7 +55,7 @@ def shop_ws(graph_server: EmbeddedServer, tmp_path_factory: pytest.TempPathFacto
     folder = tmp_path_factory.mktemp("retrieval")
     with workspace_on(graph_server, folder, "retrieval") as ws:
         ws.ingest(taste_shop(folder))
-        ws.train("spectral", progress=False, k=16)
+        ws.train("spectral", progress=False, k=16, tune=False)  # a fixed model: not tuning
         ws.build_index("spectral")
         yield ws
 
