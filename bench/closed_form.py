@@ -72,26 +72,14 @@ def _shop(name: str, work: Path) -> tuple[Any, Any, dict[str, Any], tuple[Any, A
     return train, held, load_truth(folder), inner
 
 
-def _read(path: Path, triples: bool) -> tuple[Any, Any]:
-    """(user, item) positions of a LightGCN ``user item item ...`` or ``user item rating`` file."""
-    import numpy as np
-
-    from shopgraph.gnn.data import read_lightgcn_pairs
-
-    if not triples:
-        return read_lightgcn_pairs(path)
-    table = np.loadtxt(path, dtype=np.int64, usecols=(0, 1), ndmin=2)
-    return table[:, 0], table[:, 1]
-
-
 def _public(name: str, folder: Path) -> tuple[Any, Any, tuple[Any, Any]]:
     """``(train, test, (tune_train, valid))`` on one shape; Gowalla tunes on its sub-split."""
-    from shopgraph.gnn.data import InteractionMatrix
+    from shopgraph.gnn.data import InteractionMatrix, read_lightgcn_pairs, read_rating_pairs
 
-    triples = name == "amazon-sports"  # `user item rating` lines
+    read = read_rating_pairs if name == "amazon-sports" else read_lightgcn_pairs
     files = {"train": "train.txt", "test": "test.txt", "valid": "valid.txt",
              "tune": "train_split.txt" if name == "gowalla" else "train.txt"}
-    pairs = {k: _read(folder / f, triples) for k, f in files.items()}
+    pairs = {k: read(folder / f) for k, f in files.items()}
     n_users = max(int(u.max()) for u, _ in pairs.values()) + 1
     n_items = max(int(i.max()) for _, i in pairs.values()) + 1
     m = {k: InteractionMatrix.from_pairs(u, i, n_users, n_items) for k, (u, i) in pairs.items()}

@@ -35,12 +35,9 @@ FORMATS = {"gowalla": "lightgcn", "amazon-sports": "ratings"}  # `user item rati
 
 
 def _pairs(path: Path, fmt: str) -> tuple[np.ndarray, np.ndarray]:
-    from shopgraph.gnn.data import read_lightgcn_pairs
+    from shopgraph.gnn.data import read_lightgcn_pairs, read_rating_pairs
 
-    if fmt == "lightgcn":
-        return read_lightgcn_pairs(path)
-    cols = np.loadtxt(path, dtype=np.int64, usecols=(0, 1), ndmin=2)
-    return cols[:, 0], cols[:, 1]
+    return read_lightgcn_pairs(path) if fmt == "lightgcn" else read_rating_pairs(path)
 
 
 def _rss_mb() -> int:

@@ -122,6 +122,15 @@ def read_lightgcn_pairs(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(users), np.concatenate(items)
 
 
+def read_rating_pairs(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(user, item) int64 position arrays of a ``user item rating`` file (SELFRec splits such
+    as Amazon-Sports); the rating column is ignored."""
+    table = np.loadtxt(path, dtype=np.int64, usecols=(0, 1), ndmin=2)
+    if not len(table):
+        raise ValueError(f"{path}: no interactions found")
+    return table[:, 0], table[:, 1]
+
+
 def load_lightgcn_split(train: str | Path, *tests: str | Path) -> list[InteractionMatrix]:
     """The training file and any evaluation files, on one shared shape (ids = positions)."""
     pairs = [read_lightgcn_pairs(p) for p in (train, *tests)]

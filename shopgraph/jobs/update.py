@@ -417,8 +417,7 @@ def _counts(old: Checkpoint, new: Checkpoint, base: Interactions | None,
     added since its training data (``base``; without it, since its last refit); the changed
     users are not tracked through a refit."""
     if base is not None:
-        before = np.unique(base.users.astype(np.int64) * max(len(base.item_ids), 1)
-                           + base.items).size
+        before = InteractionMatrix.from_interactions(base).nnz
     else:
         before = int((old.refit or {}).get("interactions", current.nnz))
     return (len(np.setdiff1d(new.user_ids, old.user_ids)),
