@@ -319,6 +319,9 @@ class LoopConfig:
             ``min_confidence`` (exploration).
         ensemble: reward-model members (the posterior Thompson sampling draws from).
         seed: the random seed.
+        update_models: after each round's events are ingested, bring the workspace's trained
+            models and indexes up to date (``shopgraph update``'s path), so recommendations
+            and audiences between rounds see the new events.
     """
 
     budget: float = field(metadata=_POSITIVE)
@@ -333,6 +336,7 @@ class LoopConfig:
     explore: float = field(default=0.01, metadata=_SHARE)
     ensemble: int = field(default=10, metadata=_AT_LEAST_ONE)
     seed: int = 0
+    update_models: bool = True
 
 
 @dataclass(frozen=True)

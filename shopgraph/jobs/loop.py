@@ -20,6 +20,9 @@ Each round:
    against the control group (:mod:`~shopgraph.strategies.readout`), off-policy estimates of
    the policy and of the greedy plan from the round's log (:func:`~shopgraph.strategies.ope.
    contrast`), and on a simulated shop every value beside its truth.
+7. **Refresh.** Every trained model of the workspace and its index are brought up to date with
+   the round's events through ``shopgraph update``'s path (:func:`update_models`; ingest's
+   journal lists the users to read again), unless ``update_models = false``.
 
 A round is recorded in the loop's state file only when all of that is done; its decisions are
 kept (atomically) as soon as they are drawn, so an interrupted loop resumes at the round it
@@ -46,7 +49,9 @@ from shopgraph.graphdb import tables
 from shopgraph.graphdb.formats import load
 from shopgraph.graphdb.frames import NodeFrame, SourceData
 from shopgraph.graphdb.ingest import ingest
+from shopgraph.gnn.registry import MODELS
 from shopgraph.jobs import writeback
+from shopgraph.jobs.update import update_model
 from shopgraph.layout import WorkspaceLayout
 from shopgraph.simulator import (
     RoundContext,
@@ -113,14 +118,16 @@ def round_id(k: int) -> str:
 
 
 # ---- observe ----------------------------------------------------------------------------------
-def observe(store: GraphStore, state: LoopState, mappings: list[Path]) -> None:
+def observe(store: GraphStore, state: LoopState, mappings: list[Path],
+            journal: Path | None = None) -> None:
     """Ingest every mapping not ingested yet (an ingest is idempotent: a crash in between only
-    costs a re-check)."""
+    costs a re-check), noting in ``journal`` (the workspace's ingest journal) which users got
+    new edges, so that the model update between rounds reads only theirs."""
     for m in mappings:
         key = fingerprint(str(m), m.stat().st_size, m.stat().st_mtime_ns)
         if state.ingested.get(str(m)) == key:
             continue
-        ingest(store, load("tabular", m))
+        ingest(store, load("tabular", m), journal=journal)
         state.ingested[str(m)] = key
         state.save()
 
@@ -358,7 +365,7 @@ def _one_round(store: GraphStore, layout: WorkspaceLayout, config: LoopConfig,
         else None
     meta_path = saved / "round.json"
     if ctx is not None:
-        observe(store, state, [Path(m) for m in ctx.observed])
+        observe(store, state, [Path(m) for m in ctx.observed], layout.changes)
         inputs = round_inputs(store, ctx, config, seed, seed_campaign)
         eligible, feats, actions, costs = (inputs.users, inputs.features, inputs.actions,
                                            inputs.costs)
@@ -395,7 +402,7 @@ def _one_round(store: GraphStore, layout: WorkspaceLayout, config: LoopConfig,
                               candidates=list(actions), round_id=rid)
     sends = decisions[["user_id", "offer"]]
     outcome = answer_round(shop, sends, round_id=rid, days=config.days)
-    observe(store, state, [Path(outcome.mapping)])
+    observe(store, state, [Path(outcome.mapping)], layout.changes)
     record: dict[str, Any] = {"round": rid, "campaign": meta["campaign"],
                               "policy": meta["policy"], "users": int(len(decisions)),
                               "sends": {a: int((decisions["offer"] == a).sum())
@@ -413,8 +420,25 @@ def _one_round(store: GraphStore, layout: WorkspaceLayout, config: LoopConfig,
     record["truth"] = {"policy_value": policy_value(truth, probs, costs),
                        "realised_value": policy_value(truth, realised, costs),
                        "greedy_value": policy_value(truth, greedy_probs, costs)}
+    if config.update_models:
+        record["model_updates"] = update_models(store, layout)
     record["seconds"] = round(time.perf_counter() - started, 1)
     return record
+
+
+def update_models(store: GraphStore, layout: WorkspaceLayout) -> list[dict[str, Any]]:
+    """Bring every trained model of the workspace (and its index) up to date with the round's
+    events (``shopgraph update``'s path: fold in, warm start or refit past the drift
+    thresholds); what each did, in how long. Idempotent: a model already current is left
+    ``unchanged``, so a resumed round costs only the check."""
+    done = []
+    for model in MODELS:
+        if layout.checkpoint(model).is_file():
+            res = update_model(store, layout, model, progress=False)
+            done.append({"model": model, "mode": res.mode, "seconds": res.seconds,
+                         "new_users": res.new_users, "changed_users": res.changed_users,
+                         "fingerprint": res.fingerprint})
+    return done
 
 
 def _campaign_node(store: GraphStore, meta: Mapping[str, Any]) -> None:

@@ -1,6 +1,6 @@
 """The campaign loop on a small simulated shop and the real local server: decisions logged with
-their propensities, the truth beside every estimate, and a resume after a crash that draws
-nothing again."""
+their propensities, the truth beside every estimate, the trained model folded forward after
+every round, and a resume after a crash that draws nothing again."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 
 from shopgraph.config import load_run_config
+from shopgraph.gnn.checkpoint import load_checkpoint
+from shopgraph.graphdb.formats import load
 from shopgraph.graphdb import tables
 from shopgraph.graphdb.server import EmbeddedServer
 from shopgraph.jobs import loop as loop_job
@@ -45,6 +47,9 @@ def test_two_rounds_log_decisions_and_resume_after_a_crash(
         return real_answer(*args, **kwargs)  # type: ignore[arg-type]
 
     with workspace_on(graph_server, tmp_path, "loop") as ws:
+        ws.ingest(load("tabular", shop / "mapping.toml"))
+        ws.train("spectral")  # a trained model is brought up to date after every round
+        trained = load_checkpoint(ws.layout.checkpoint("spectral")).data_fingerprint
         monkeypatch.setattr(loop_job, "answer_round", crash_once)
         with pytest.raises(RuntimeError, match="killed"):
             ws.loop(cfg, rounds=2)
@@ -65,11 +70,20 @@ def test_two_rounds_log_decisions_and_resume_after_a_crash(
         probs = d2[[c for c in d2.columns if c.startswith("p_")]].to_numpy()
         np.testing.assert_allclose(probs.sum(axis=1), 1.0)
         assert (w2["control"] == d2["control"]).all() and d2["control"].mean() > 0.03
+        fingerprints = {trained}
         for rec in result.rounds:
+            (update,) = rec["model_updates"]
+            assert update["model"] == "spectral"
+            # folded in, or refitted once the round's pairs pass the drift threshold
+            assert update["mode"] in ("folded", "refitted")
+            fingerprints.add(update["fingerprint"])
             assert rec["cost"] <= cfg.loop.budget
             assert {"policy_value", "realised_value", "greedy_value"} <= set(rec["truth"])
             dr = rec["ope_policy"]["dr"]
             assert dr["ci_low"] <= dr["value"] <= dr["ci_high"]
+        assert len(fingerprints) == 3  # each round's fold changed the served model
+        assert load_checkpoint(ws.layout.checkpoint("spectral")).data_fingerprint != trained
         # a third call with the same rounds does nothing more
         calls["n"] = -100
         assert ws.loop(cfg, rounds=2).rounds == result.rounds
+
