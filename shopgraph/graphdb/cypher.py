@@ -35,6 +35,14 @@ PRESENT_EDGES = (
     "RETURN row.e AS eid, r.ts AS t, r.value AS v"
 )
 
+# After a bulk load: properties its loader cannot write (empty strings), set on the events
+# found as PRESENT_EDGES finds them.
+SET_EDGE_PROPS = (
+    "UNWIND $rows AS row "
+    "MATCH (s:{src} {{id: row.s}})-[r:{rel} {{eid: row.e}}]->(d:{dst} {{id: row.d}}) "
+    "SET r += row.p"
+)
+
 # Where one event id is (a scalar parameter, so that the server can use the eid index; one
 # ``UNWIND`` of many ids would scan every relationship per id on ArcadeDB).
 EDGE_BY_EID = "MATCH (s)-[r:{rel}]->(d) WHERE r.eid = $eid RETURN s.id AS s, d.id AS d"
@@ -44,10 +52,14 @@ EXISTING_IDS = "UNWIND $ids AS id MATCH (n:{label} {{id: id}}) RETURN n.id AS id
 LEDGER_READ = "MATCH (l:IngestLog {id: $source}) RETURN l.done AS done"
 LEDGER_MARK = ("MERGE (l:IngestLog {id: $source}) "
                "SET l.done = coalesce(l.done, []) + [$batch]")
+# The whole ledger of a source at once (after a bulk load: every batch is done).
+LEDGER_WRITE = "MERGE (l:IngestLog {id: $source}) SET l.done = $done"
 
 META_READ = "MATCH (m:ShopgraphMeta {id: $key}) RETURN m.version AS version"
 META_WRITE = "MERGE (m:ShopgraphMeta {id: $key}) SET m.version = $version"
 ANY_NODE = "MATCH (n:{label}) RETURN n.id AS id LIMIT 1"
+# Any node but the schema version's: is the database empty?
+ANY_BUT_META = "MATCH (n) WHERE NOT n:ShopgraphMeta RETURN 1 AS found LIMIT 1"
 # A node whose id contains $a or $b (the characters that version 2 escapes in event ids).
 NODE_ID_CONTAINING = ("MATCH (n:{label}) WHERE n.id CONTAINS $a OR n.id CONTAINS $b "
                       "RETURN n.id AS id LIMIT 1")
@@ -71,6 +83,14 @@ CAMPAIGN_ITEMS = (
 EDGES_BY_SOURCE = (
     "MATCH (s:{src})-[r:{rel}]->(d:{dst}) "
     "RETURN s.id AS s, collect(d.id) AS d, collect(coalesce(r.ts, $no_ts)) AS ts, "
+    "collect(coalesce(r.value, $no_value)) AS v"
+)
+
+# The times and values of one type's edges, grouped by start node (for the purchases table: no
+# end node, arm or run id to decode); missing values as the sentinels $no_ts and $no_value.
+EDGE_TIMES_BY_SOURCE = (
+    "MATCH (s:{src})-[r:{rel}]->(:{dst}) "
+    "RETURN s.id AS s, collect(coalesce(r.ts, $no_ts)) AS ts, "
     "collect(coalesce(r.value, $no_value)) AS v"
 )
 

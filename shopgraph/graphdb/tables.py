@@ -21,7 +21,7 @@ the product reads the graph, through one code path:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 EDGE_COLUMNS = ("src", "dst", "ts", "value", "arm", "run_id")
 DAY = 86_400
 CAMPAIGN_PROPS = ("type", "channel", "start_day", "end_day")
+#: Stands for a missing ``ts`` in grouped reads (``collect`` would drop a null).
+NO_TS = int(np.iinfo(np.int64).min)
 #: The ``arm`` of a decision log's forced random control group (``HELD_OUT``).
 CONTROL_ARM = "control"
 
@@ -69,13 +71,21 @@ def edge_table(source: SourceData | GraphStore, rel: str, props: Sequence[str] =
         text = (f"MATCH (s:{src})-[r:{rel}]->(d:{dst}) "
                 "RETURN s.id AS src, d.id AS dst, r.ts AS ts, r.value AS value, r.arm AS arm, "
                 f"r.run_id AS run_id{extra}")
-        frame = pd.DataFrame(source.query(text), columns=columns)
+        frame = _records(source, text, columns)
     out = pd.DataFrame({
         "src": frame["src"].astype(str), "dst": frame["dst"].astype(str),
         "ts": pd.array(pd.to_numeric(frame["ts"], errors="coerce"), dtype="Int64"),
         "value": pd.to_numeric(frame["value"], errors="coerce").astype(float),
         **{col: _objects(frame[col]) for col in ("arm", "run_id", *props)}})
     return out.reset_index(drop=True)
+
+
+def _records(store: GraphStore, text: str, columns: Sequence[str], **params: Any
+             ) -> pd.DataFrame:
+    """A read query's records as a frame with ``columns``, taken as plain tuples: the driver's
+    dicts (``GraphStore.query``) cost about three times the client's time on big tables."""
+    rows = [tuple(r) for r in store.stream(text, what="reading", **params)]
+    return pd.DataFrame.from_records(rows, columns=list(columns))
 
 
 def _objects(column: pd.Series) -> pd.Series:
@@ -86,14 +96,42 @@ def _objects(column: pd.Series) -> pd.Series:
 def purchases(source: SourceData | GraphStore, rel_types: Sequence[str] = ("PURCHASED",)
               ) -> pd.DataFrame:
     """Purchases as ``user_id, ts, value``, sorted by user, time and value; rows without a timestamp
-    are dropped (they cannot be placed before or after a cutoff)."""
-    parts = [edge_table(source, rel) for rel in rel_types]
-    table = pd.concat(parts, ignore_index=True)
-    table = table[table["ts"].notna()]
-    out = pd.DataFrame({"user_id": table["src"].to_numpy(dtype=str),
-                        "ts": table["ts"].to_numpy(dtype=np.int64),
-                        "value": table["value"].to_numpy(dtype=float)})
+    are dropped (they cannot be placed before or after a cutoff).
+
+    From a graph, each type is read grouped by user (one record per buyer, with the lists of
+    times and values): the same rows as :func:`edge_table`'s, at a fraction of its cost."""
+    if isinstance(source, SourceData):
+        table = pd.concat([edge_table(source, rel) for rel in rel_types], ignore_index=True)
+        table = table[table["ts"].notna()]
+        user, ts, value = (table["src"].to_numpy(dtype=str), table["ts"].to_numpy(dtype=np.int64),
+                           table["value"].to_numpy(dtype=float))
+    else:
+        user, ts, value = _edge_times(source, rel_types)
+    out = pd.DataFrame({"user_id": user, "ts": ts, "value": value})
     return out.sort_values(["user_id", "ts", "value"], kind="stable").reset_index(drop=True)
+
+
+def _edge_times(store: GraphStore, rel_types: Sequence[str]
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``user, ts, value`` of every timestamped ``rel_types`` relationship in the graph."""
+    from shopgraph.graphdb import cypher
+
+    users: list[str] = []
+    counts: list[int] = []
+    times: list[object] = []
+    values: list[object] = []
+    for rel in rel_types:
+        text = cypher.edges(cypher.EDGE_TIMES_BY_SOURCE, schema.rel(rel))
+        for s, t, v in store.stream(text, what="reading", no_ts=NO_TS, no_value=float("nan")):
+            users.append(str(s))
+            counts.append(len(t))
+            times.extend(t)
+            values.extend(v)
+    ts = pd.to_numeric(pd.Series(times, dtype=object), errors="coerce")
+    keep = (ts.notna() & (ts != NO_TS)).to_numpy()
+    user = np.repeat(np.asarray(users, dtype=str), counts)
+    value = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(float)
+    return user[keep], ts[keep].to_numpy(dtype=np.int64), value[keep]
 
 
 def campaign_ids(source: SourceData | GraphStore) -> list[str]:
@@ -242,8 +280,8 @@ def node_table(source: SourceData | GraphStore, label: str, props: Sequence[str]
         frame = frame.drop_duplicates("id", keep="last")
     else:
         fields = ", ".join(f"n.{p} AS {p}" for p in props)
-        frame = pd.DataFrame(source.query(f"MATCH (n:{label}) RETURN n.id AS id, {fields}"),
-                             columns=["id", *props])
+        frame = _records(source, f"MATCH (n:{label}) RETURN n.id AS id, {fields}",
+                         ["id", *props])
     frame = frame.reindex(columns=["id", *props])
     frame["id"] = frame["id"].astype(str)
     return frame.set_index("id")

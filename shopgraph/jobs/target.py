@@ -126,8 +126,9 @@ def response_scores(store: GraphStore, campaign_id: str, user_ids: Sequence[str]
     why = head.reasons(pairs, users, camps, top=3)
     note = (f"response head ({head.kind}) on {len(past):,} past exposures of "
             f"{past['campaign_id'].nunique()} campaigns, label {label}")
-    return pd.DataFrame({"response_proba": proba,
-                         "response_reasons": why.astype(str).agg("; ".join, axis=1).to_numpy()},
+    texts = why.astype(str)
+    joined = texts.iloc[:, 0].str.cat([texts[c] for c in texts.columns[1:]], sep="; ")
+    return pd.DataFrame({"response_proba": proba, "response_reasons": joined.to_numpy()},
                         index=pairs["user_id"].astype(str).to_numpy()), note
 
 

@@ -56,8 +56,12 @@ def true_scores(truth: dict[str, Any], users: Sequence[int] | np.ndarray | None 
     return s
 
 
+BLOCK_CELLS = 4_000_000
+"""Users x items scores held at once by :func:`true_top_k` (32 MB of float64 per copy)."""
+
+
 def true_top_k(truth: dict[str, Any], k: int, users: Sequence[int] | np.ndarray | None = None,
-               kind: str = "view", exclude: Any = None, block: int = 4096) -> np.ndarray:
+               kind: str = "view", exclude: Any = None, block: int | None = None) -> np.ndarray:
     """The ``k`` items (positions, best first) each user most likely ``kind``s next.
 
     Args:
@@ -67,10 +71,12 @@ def true_top_k(truth: dict[str, Any], k: int, users: Sequence[int] | np.ndarray 
         kind: ``view`` or ``purchase``.
         exclude: a users x items scipy sparse matrix (rows follow ``users``) of items to leave
             out, e.g. those already seen.
-        block: users scored at a time.
+        block: users scored at a time (default: as many as keep a block's score matrix near
+            :data:`BLOCK_CELLS` cells, so memory does not grow with the catalogue).
     """
     rows = np.arange(len(truth["user_factors"])) if users is None else np.asarray(users)
     n_items = len(truth["item_factors"])
+    block = block or max(64, BLOCK_CELLS // max(n_items, 1))
     if not 0 < k <= n_items:
         raise ValueError(f"k must be between 1 and the {n_items} items, got {k}")
     out = np.empty((len(rows), k), dtype=np.int64)

@@ -148,11 +148,13 @@ def churn_labels(purchases: pd.DataFrame, cutoff: Any, horizon_days: float) -> p
         raise ValueError(f"horizon_days must be positive, got {horizon_days}")
     check_purchases(purchases)
     ts = purchases["ts"].to_numpy(dtype=np.int64)
-    user = purchases["user_id"].astype(str)
-    at_risk = np.unique(user[ts < cutoff])
+    user = purchases["user_id"].astype(str).to_numpy(dtype=object)
+    at_risk = np.sort(pd.unique(user[ts < cutoff]))
     end = cutoff + int(round(horizon_days * DAY))
-    back = np.unique(user[(ts >= cutoff) & (ts < end)])
-    churned = (~np.isin(at_risk, back)).astype(np.int8)
+    back = user[(ts >= cutoff) & (ts < end)]
+    # A hash lookup on objects: np.isin compares object (string) arrays element by element
+    # (O(n x m)), and a pandas string index converts to Arrow first.
+    churned = (~pd.Index(at_risk, dtype=object).isin(back)).astype(np.int8)
     return pd.Series(churned, index=pd.Index(at_risk, name="user_id"), name="churned")
 
 

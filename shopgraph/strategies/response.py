@@ -197,14 +197,18 @@ class ResponseHead:
         parts = self.contributions(pairs, user_features, campaign_features).drop(
             columns="bias")
         raw = self._inputs(pairs, user_features, campaign_features)
-        order = np.argsort(-np.abs(parts.to_numpy()), axis=1, kind="stable")[:, :top]
+        # By position, column by column: a label lookup per cell (``.at``) costs ~0.2 ms.
+        values = [raw[c].to_numpy(dtype=object) for c in parts.columns]
+        contrib = parts.to_numpy()
+        order = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :top]
         names = np.asarray(parts.columns)
+        rows = np.arange(len(pairs))
         out = pd.DataFrame(index=pairs.index)
         for k in range(min(top, parts.shape[1])):
-            cols = names[order[:, k]]
+            cols = order[:, k]
             out[f"reason_{k + 1}"] = [
-                f"{c}={show_value(raw.at[i, c])} ({parts.at[i, c]:+.2f})"
-                for i, c in zip(pairs.index, cols)]
+                f"{names[j]}={show_value(values[j][i])} ({contrib[i, j]:+.2f})"
+                for i, j in zip(rows, cols)]
         return out
 
 

@@ -11,6 +11,7 @@ from shopgraph.graphdb import tables
 from shopgraph.graphdb.formats import load
 from shopgraph.graphdb.ingest import ingest
 from shopgraph.graphdb.store import GraphStore
+from tests.graphdb.helpers import source
 
 
 def head_of(src: Path, dest: Path, lines: int) -> Path:
@@ -47,3 +48,24 @@ def test_cdnow_purchases_from_graph_equal_the_file(store: GraphStore, shared_dat
     pd.testing.assert_frame_equal(tables.purchases(store), from_file)
     with pytest.raises(ValueError, match="no properties"):
         tables.user_features(source, ["shoe_size"])
+
+
+def test_grouped_purchases_read_equals_the_files_rows_with_gaps_and_two_types(
+        store: GraphStore, tmp_path: Path) -> None:
+    assert tables.purchases(store).empty  # nothing ingested yet: an empty, typed table
+    assert list(tables.purchases(store).columns) == ["user_id", "ts", "value"]
+    bought = source(tmp_path, [("u2", "i1"), ("u1", "i1"), ("u1", "i2"), ("u1", "i3"),
+                               ("u3", "i2")], name="buys",
+                    ts=[500, 300, 100, None, 100], value=[5.0, None, 2.5, 1.0, 7.0])
+    carted = source(tmp_path, [("u1", "i4"), ("u3", "i1")], name="carts", rel="CARTED",
+                    ts=[300, 50], value=[None, 4.0])
+    for part in (bought, carted):
+        ingest(store, part)
+    for rels in (("PURCHASED",), ("PURCHASED", "CARTED")):
+        want = pd.concat([tables.purchases(bought, rels[:1]), *(
+            [tables.purchases(carted, ("CARTED",))] if len(rels) > 1 else [])])
+        want = want.sort_values(["user_id", "ts", "value"], kind="stable").reset_index(drop=True)
+        got = tables.purchases(store, rels)
+        pd.testing.assert_frame_equal(got, want)
+    assert len(tables.purchases(store)) == 4  # u1's purchase without a time is left out
+    assert tables.purchases(store)["value"].isna().sum() == 1  # a missing value stays NaN

@@ -66,6 +66,19 @@ def test_churn_labels_by_hand() -> None:
     assert churn_labels(HAND, "1971-02-05", 30).equals(y)  # day 400 as a date
 
 
+def test_churn_labels_of_many_users_match_sets() -> None:
+    rng = np.random.default_rng(1)
+    users = np.array([f"user-{i}" for i in rng.integers(0, 3000, 20_000)])
+    buys = pd.DataFrame({"user_id": users, "ts": rng.integers(0, 200, len(users)) * DAY,
+                         "value": 1.0})
+    y = churn_labels(buys, 150 * DAY, 30)
+    before = set(users[buys["ts"] < 150 * DAY])
+    back = set(users[(buys["ts"] >= 150 * DAY) & (buys["ts"] < 180 * DAY)])
+    assert y.index.tolist() == sorted(before)
+    assert y.to_dict() == {u: int(u not in back) for u in before}
+    assert 0 < y.sum() < len(y)
+
+
 def test_extra_is_joined_and_checked() -> None:
     extra = pd.DataFrame({"degree": [3, 5]}, index=["a", "zz"])
     f = rfm_features(HAND, 400 * DAY, extra)

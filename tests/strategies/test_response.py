@@ -11,6 +11,7 @@ import pytest
 from shopgraph.errors import ShopgraphError
 from shopgraph.strategies import history as C
 from shopgraph.strategies import response as R
+from shopgraph.strategies.features import show_value
 
 
 def toy() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -47,6 +48,25 @@ def test_head_learns_the_toy_response_and_its_contributions_add_up(kind: str) ->
     assert list(top.columns) == ["reason_1", "reason_2"] and top.index.equals(test.index)
     first = top["reason_1"].str.split("=").str[0].value_counts()
     assert first.index[0] in ("retrieval_score", "segment")
+
+
+@pytest.mark.parametrize("kind", R.KINDS)
+def test_reasons_name_each_rows_largest_contributions_by_hand(kind: str) -> None:
+    log, users, camps = toy()
+    head = R.fit(log, users, camps, kind=kind)
+    test = log.head(40).copy()
+    test.index = [f"row{i}" for i in range(39, -1, -1)]  # labels, not positions
+    test.iloc[0, test.columns.get_loc("user_id")] = "stranger"  # no user features: missing
+    parts = head.contributions(test, users, camps).drop(columns="bias")
+    raw = R.design_matrix(test, users, camps).reindex(columns=head.columns)
+    want = []
+    for i in test.index:
+        row = parts.loc[i]
+        order = row.abs().sort_values(ascending=False, kind="stable").index[:2]
+        want.append([f"{c}={show_value(raw.at[i, c])} ({row[c]:+.2f})" for c in order])
+    top = head.reasons(test, users, camps, top=2)
+    assert top.index.equals(test.index)
+    assert top.to_numpy().tolist() == want
 
 
 def test_fit_is_deterministic_given_the_seed() -> None:
