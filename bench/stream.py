@@ -23,6 +23,13 @@ Measured, in one JSON line:
 * ``new_users``: users whose first event falls in the replay, scored after the update of
   their first day on their next 7 days, beside popularity (target ≥ 2x).
 
+``--model lightgcn`` (or ``graphsage``) replays the same days through the BPR models' warm
+start; ``--warm-epochs 0,1,2,3,5`` replays each number of warm epochs side by side, each in its
+own copy of the workspace made after the first training (the same graph and ingest journal), so
+every chain sees the same days and is compared with the same full retrain. ``--set KEY=VALUE``
+gives the model's settings to that training and to the full retrains (the updates keep the
+checkpoint's), ``--threads`` torch's thread count.
+
 Two offline experiments choose the rest (one JSON line each, no graph server):
 ``--new-items 0.01,0.05,...`` folds a share of the catalogue back in as new items against a fit
 on everything (the item threshold; the simulator adds no items during the replay), and
@@ -31,6 +38,8 @@ update in place and by a rebuild.
 
     python bench/stream.py [--days 90] [--compare-at 30] [--max-new-share 0.04]
                            [--work DIR] [--users 20000]
+    python bench/stream.py --model lightgcn --days 7 --compare-at 7 --warm-epochs 0,1,2,3,5 \
+                           --set batch_size=16384 --set lr=0.02 --set epochs=20 --threads 1
     python bench/stream.py --new-items 0.005,0.01,0.02,0.05,0.1,0.2 [--set k=16 ...]
     python bench/stream.py --index-experiment 128
 """
@@ -42,9 +51,11 @@ import datetime as dt
 import json
 import platform
 import resource
+import shutil
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -117,12 +128,18 @@ def refit_same(ckpt: Any, matrix: Any, user_ids: np.ndarray, item_ids: np.ndarra
     from shopgraph.gnn.registry import model_class
 
     model = model_class(ckpt.model)(**ckpt.config)
-    model.fit(InteractionMatrix(matrix, user_ids, item_ids))
+    data = InteractionMatrix(matrix, user_ids, item_ids)
+    if ckpt.model == "spectral":
+        model.fit(data)
+    else:
+        model.fit(data, None, progress=False)
     return model
 
 
-def full_retrain(store: Any, folder: Path, model: str) -> tuple[float, Any]:
-    """``train`` + ``index build`` from the graph into ``folder``: (seconds, checkpoint)."""
+def full_retrain(store: Any, folder: Path, model: str,
+                 settings: dict[str, Any] | None = None) -> tuple[float, Any]:
+    """``train`` + ``index build`` from the graph into ``folder``, with the model's
+    ``settings``: (seconds, checkpoint)."""
     from shopgraph.config import IndexConfig, TrainConfig
     from shopgraph.gnn.checkpoint import load_checkpoint
     from shopgraph.jobs.index import build_index
@@ -131,9 +148,53 @@ def full_retrain(store: Any, folder: Path, model: str) -> tuple[float, Any]:
 
     layout = WorkspaceLayout.at(folder)
     t0 = time.perf_counter()
-    train_model(store, layout, model, TrainConfig(), progress=False)
+    train_model(store, layout, model, TrainConfig(settings=settings or {}), progress=False)
     build_index(store, layout, model, IndexConfig())
     return time.perf_counter() - t0, load_checkpoint(layout.checkpoint(model), weights=False)
+
+
+@dataclass
+class Chain:
+    """One sequence of daily updates: its workspace layout, warm epochs and what it measured."""
+
+    layout: Any
+    warm_epochs: int
+    days: list[dict[str, Any]] = field(default_factory=list)
+    compare: list[dict[str, Any]] = field(default_factory=list)
+    new_hits: list[tuple[int, float, float]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """Seconds per update, retrains, the comparisons and the new users' recall."""
+        secs = [d["update_s"] for d in self.days]
+        n_new = sum(n for n, _, _ in self.new_hits)
+        ours = sum(n * r for n, r, _ in self.new_hits) / max(n_new, 1)
+        pop = sum(n * p for n, _, p in self.new_hits) / max(n_new, 1)
+        return {
+            "warm_epochs": self.warm_epochs,
+            "update_s": {"mean": round(statistics.mean(secs), 3),
+                         "median": round(statistics.median(secs), 3),
+                         "max": round(max(secs), 3)},
+            "modes": {m: sum(d["mode"] == m for d in self.days)
+                      for m in sorted({d["mode"] for d in self.days})},
+            "compare": self.compare,
+            "new_users": {"users": n_new, "recall20": round(ours, 5),
+                          "recall20_popularity": round(pop, 5),
+                          "ratio": round(ours / pop, 2) if pop else None}}
+
+
+def copy_workspace(src: Any, dest: Path, model: str) -> Any:
+    """A workspace at ``dest`` holding copies of ``src``'s checkpoint, index and export of
+    ``model`` and sharing its ingest journal (a link), on the same graph."""
+    from shopgraph.layout import WorkspaceLayout
+
+    layout = WorkspaceLayout.at(dest)
+    for path in (src.checkpoint(model), src.index(model), src.interactions):
+        target = layout.root / path.relative_to(src.root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)  # keeps the export's time, which the journal is read from
+    if src.changes.is_dir():
+        layout.changes.symlink_to(src.changes, target_is_directory=True)
+    return layout
 
 
 def new_items_experiment(shop: Path, shares: list[float], settings: dict[str, Any]
@@ -271,7 +332,13 @@ def main() -> None:
                          "(comma-separated)")
     ap.add_argument("--max-new-share", type=float, default=None,
                     help="UpdateConfig.max_new_share (default: its default); 0.99 never refits")
-    ap.add_argument("--model", default="spectral")
+    ap.add_argument("--model", default="spectral", help="spectral, lightgcn or graphsage")
+    ap.add_argument("--warm-epochs", default=None,
+                    help="BPR models: UpdateConfig.warm_epochs of the daily updates; several "
+                         "(comma-separated) replay side by side in copies of the workspace "
+                         "(default: its default)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch intra-op threads (default: torch's choice)")
     ap.add_argument("--no-journal", action="store_true",
                     help="ingest without the journal (updates count every user's edges)")
     ap.add_argument("--users", type=int, default=20_000, help="simulated users (smoke tests)")
@@ -284,15 +351,16 @@ def main() -> None:
                     help="run only the offline new-item experiment at these shares of the "
                          "catalogue (comma-separated, e.g. 0.005,0.01,0.02,0.05)")
     ap.add_argument("--set", action="append", default=[],
-                    help="spectral setting for --new-items, KEY=VALUE (default: what `train` "
-                         "tuned on the shop: k=16, item_scale=0.45, tune=false)")
+                    help="model setting, KEY=VALUE: of `train` and the full retrains, or of "
+                         "--new-items' spectral model (default there: what `train` tuned on "
+                         "the shop: k=16, item_scale=0.45, tune=false)")
     ap.add_argument("--index-experiment", type=int, default=None, metavar="K",
                     help="run only the in-place vs rebuild index experiment, on a spectral "
                          "model of rank K")
     args = ap.parse_args()
 
     import shopgraph
-    from shopgraph.config import UpdateConfig
+    from shopgraph.config import UpdateConfig, parse_settings
     from shopgraph.gnn.checkpoint import load_checkpoint
     from shopgraph.gnn.metrics import evaluate, popularity_scores
     from shopgraph.graphdb.export import Interactions
@@ -313,17 +381,24 @@ def main() -> None:
         print(json.dumps(index_experiment(shop, args.index_experiment, ["hnsw", "ivf"])))
         return
     if args.new_items:
-        from shopgraph.config import parse_settings
-
         settings = {"k": 16, "item_scale": 0.45, "tune": False, **parse_settings(args.set)}
         shares = [float(x) for x in args.new_items.split(",")]
         print(json.dumps(new_items_experiment(shop, shares, settings)))
         return
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    from shopgraph.jobs.update import update_model
+
+    settings = parse_settings(args.set)
     holdout = pd.read_parquet(shop / "holdout.parquet")
     start = int(holdout.ts.min()) // DAY * DAY
     observed = pd.concat([pd.read_parquet(shop / f, columns=["user_id"]) for f in FILES.values()])
     first = holdout[~holdout.user_id.isin(set(observed.user_id))].groupby("user_id").ts.min()
     first_day = ((first - start) // DAY).astype(int)
+    epochs = ([int(x) for x in args.warm_epochs.split(",") if x] if args.warm_epochs
+              else [UpdateConfig().warm_epochs])
 
     ws = shopgraph.open(folder)
     journal = None if args.no_journal else ws.layout.changes
@@ -332,45 +407,57 @@ def main() -> None:
         ingest(ws.store(), load("tabular", shop / "mapping.toml"), journal=journal)
         ingest_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        ws.train(args.model, progress=False)
+        ws.train(args.model, progress=False, **settings)
         ws.build_index(args.model)
         initial_s = time.perf_counter() - t0
-        days, compare, new_hits = [], [], []
+        chains = [Chain(ws.layout if n == 0 else copy_workspace(
+            ws.layout, folder.with_name(f"{folder.name}-warm{e}"), args.model), e)
+            for n, e in enumerate(epochs)]
         for day in range(args.days):
             t0 = time.perf_counter()
             ingest(ws.store(), load("tabular", write_day(holdout, start, day,
                                                          work / "days" / str(day))),
                    journal=journal)
             ingested = time.perf_counter() - t0
-            result = ws.update(args.model, max_new_share=max_share, progress=False)
-            days.append({"day": day, "ingest_s": round(ingested, 3), "update_s": result.seconds,
-                         "mode": result.mode, "changed_users": result.changed_users,
-                         "new_share": result.drift["new_share"], "steps": result.steps})
-            graph = Interactions.load(ws.layout.interactions)
-            uids, iids = graph.user_ids, graph.item_ids
-            matrix = pairs(pd.DataFrame({"user_id": uids[graph.users],
-                                         "item_id": iids[graph.items]}), uids, iids)
-            ckpt = load_checkpoint(ws.layout.checkpoint(args.model), weights=False)
-            days[-1]["changes_from"] = (ckpt.meta.get("update") or {}).get("changes_from")
-            fresh = first_day[first_day == day].index
-            if len(fresh) and day + 1 < args.days:
-                truth = next_week(holdout, start, day + 1, matrix, uids, iids)
-                rows = pd.Index(uids).get_indexer(fresh)
-                rows = rows[np.diff(truth.indptr)[rows] > 0]
-                if len(rows):
-                    ours = evaluate(scorer(ckpt, uids, iids), matrix, truth, users=rows)
-                    pop = evaluate(popularity_scores(matrix), matrix, truth, users=rows)
-                    new_hits.append((len(rows), ours["recall@20"], pop["recall@20"]))
-            if day + 1 in compare_at:
-                full_s, full = full_retrain(ws.store(), work / f"full-{day + 1}", args.model)
+            full: Any = None
+            refit: Any = None
+            for chain in chains:
+                cfg = UpdateConfig(max_new_share=max_share, warm_epochs=chain.warm_epochs)
+                result = update_model(ws.store(), chain.layout, args.model, cfg, progress=False)
+                days = chain.days
+                days.append({"day": day, "ingest_s": round(ingested, 3),
+                             "update_s": result.seconds, "mode": result.mode,
+                             "changed_users": result.changed_users,
+                             "new_share": result.drift["new_share"], "steps": result.steps})
+                graph = Interactions.load(chain.layout.interactions)
+                uids, iids = graph.user_ids, graph.item_ids
+                matrix = pairs(pd.DataFrame({"user_id": uids[graph.users],
+                                             "item_id": iids[graph.items]}), uids, iids)
+                ckpt = load_checkpoint(chain.layout.checkpoint(args.model), weights=False)
+                days[-1]["changes_from"] = (ckpt.meta.get("update") or {}).get("changes_from")
+                fresh = first_day[first_day == day].index
+                if len(fresh) and day + 1 < args.days:
+                    week = next_week(holdout, start, day + 1, matrix, uids, iids)
+                    rows = pd.Index(uids).get_indexer(fresh)
+                    rows = rows[np.diff(week.indptr)[rows] > 0]
+                    if len(rows):
+                        mine = evaluate(scorer(ckpt, uids, iids), matrix, week, users=rows)
+                        base = evaluate(popularity_scores(matrix), matrix, week, users=rows)
+                        chain.new_hits.append((len(rows), mine["recall@20"], base["recall@20"]))
+                if day + 1 not in compare_at:
+                    continue
+                if full is None:  # once per comparison, shared by the chains
+                    full_s, full = full_retrain(ws.store(), work / f"full-{folder.name}-{day + 1}",
+                                                args.model, settings)
+                    # the fold's drift alone (a BPR retrain's refit already is this)
+                    refit = (refit_same(ckpt, matrix, uids, iids) if args.model == "spectral"
+                             else None)
                 truth = next_week(holdout, start, day + 1, matrix, uids, iids)
                 ours = evaluate(scorer(ckpt, uids, iids), matrix, truth)["recall@20"]
                 theirs = evaluate(scorer(full, uids, iids), matrix, truth)["recall@20"]
                 pop = evaluate(popularity_scores(matrix), matrix, truth)["recall@20"]
-                refit = refit_same(ckpt, matrix, uids, iids)  # the fold's drift alone
-                same = evaluate(refit.score, matrix, truth)["recall@20"]
                 recent = [d["update_s"] for d in days]
-                compare.append({
+                row = {
                     "updates": day + 1, "new_share": result.drift["new_share"],
                     "full_retrain_reindex_s": round(full_s, 2),
                     "update_s_mean": round(statistics.mean(recent), 3),
@@ -378,24 +465,24 @@ def main() -> None:
                     "recall20_updated": round(ours, 5), "recall20_full": round(theirs, 5),
                     "recall20_popularity": round(pop, 5),
                     "relative_gap": round((theirs - ours) / theirs, 4),
-                    "recall20_refit_same_settings": round(same, 5),
-                    "relative_gap_to_refit": round((same - ours) / same, 4),
-                    "k_updated": int(ckpt.user_emb.shape[1]), "k_full": int(full.user_emb.shape[1]),
+                    "k_updated": int(ckpt.user_emb.shape[1]),
+                    "k_full": int(full.user_emb.shape[1]),
                     "refits_so_far": sum(d["mode"] == "refitted" for d in days),
-                    "retrains_so_far": sum(d["mode"] == "retrained" for d in days)})
-        secs = [d["update_s"] for d in days]
-        folds = [d["update_s"] for d in days if d["mode"] == "folded"]
-        n_new = sum(n for n, _, _ in new_hits)
-        ours_new = sum(n * r for n, r, _ in new_hits) / max(n_new, 1)
-        pop_new = sum(n * p for n, _, p in new_hits) / max(n_new, 1)
-        print(json.dumps({
+                    "retrains_so_far": sum(d["mode"] == "retrained" for d in days)}
+                if refit is not None:
+                    same = evaluate(refit.score, matrix, truth)["recall@20"]
+                    row.update({"recall20_refit_same_settings": round(same, 5),
+                                "relative_gap_to_refit": round((same - ours) / same, 4)})
+                chain.compare.append(row)
+        main_chain = chains[0]
+        days = main_chain.days
+        folds = [d["update_s"] for d in days if d["mode"] in ("folded", "warm-started")]
+        line = {
             "bench": "stream", "date": dt.date.today().isoformat(), "host": platform.node(),
-            "model": args.model, "days": args.days, "max_new_share": max_share,
-            "ingest_observed_s": round(ingest_s, 1),
+            "model": args.model, "settings": settings, "days": args.days,
+            "max_new_share": max_share, "ingest_observed_s": round(ingest_s, 1),
             "initial_train_reindex_s": round(initial_s, 2),
-            "update_s": {"mean": round(statistics.mean(secs), 3),
-                         "median": round(statistics.median(secs), 3),
-                         "max": round(max(secs), 3)},
+            "update_s": main_chain.summary()["update_s"],
             "ingest_day_s_mean": round(statistics.mean(d["ingest_s"] for d in days), 3),
             "refits": [d["day"] for d in days if d["mode"] == "refitted"],
             "changes_from": {str(k): sum(d.get("changes_from") == k for d in days)
@@ -403,14 +490,16 @@ def main() -> None:
             "retrains": [d["day"] for d in days if d["mode"] == "retrained"],
             "fold_s": {"mean": round(statistics.mean(folds), 3),
                        "median": round(statistics.median(folds), 3)} if folds else None,
-            "compare": compare,
-            "new_users": {"users": n_new, "recall20": round(ours_new, 5),
-                          "recall20_popularity": round(pop_new, 5),
-                          "ratio": round(ours_new / pop_new, 2) if pop_new else None},
+            "compare": main_chain.compare,
+            "new_users": main_chain.summary()["new_users"],
             "steps_mean_s": {k: round(statistics.mean(d["steps"].get(k, 0.0) for d in days), 3)
                              for k in sorted({k for d in days for k in d["steps"]})},
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
-        (work / f"days-{folder.name}.json").write_text(json.dumps(days))
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+        if args.model != "spectral":
+            line["warm"] = [chain.summary() for chain in chains]
+        print(json.dumps(line))
+        (work / f"days-{folder.name}.json").write_text(
+            json.dumps({c.warm_epochs: c.days for c in chains}))
     finally:
         ws.close()
         ws.server().stop()

@@ -228,7 +228,7 @@ class Pipeline:
     def _train(self) -> dict[str, Any]:
         """Train; or, when the model was trained by an earlier run with the same settings and
         only the data changed, bring it up to date with ``shopgraph update``'s path (fold in,
-        refit past the drift thresholds; BPR models are retrained there)."""
+        refit past the drift thresholds; BPR models are warm-started, retrained past them)."""
         from shopgraph.jobs.train import train_model
 
         settings = fingerprint(self._settings("train"), self.config.model)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 STEPS = {"read": "reading what changed since the checkpoint",
          "fold": "folding new and changed users and new items in",
+         "warm": "warm-starting from the checkpoint",
          "train": "retraining from scratch", "refit": "refitting on every interaction",
          "save": "writing the new checkpoint",
          "index": "rebuilding the index", "swap": "swapping the new files in"}
@@ -48,10 +49,12 @@ def update(
     moves (no new SVD). Once the drift since the last full fit passes --max-new-share or
     --max-new-item-share it is refitted on every interaction instead (one SVD, its settings
     kept); --full retrains from scratch (split, tuning, refit). lightgcn and graphsage are
-    always retrained (no warm start yet). The index, when the model has one, is updated in
-    place where its type allows (exact search, IVF; HNSW only adds) and rebuilt otherwise; the
-    new checkpoint and index replace the old ones only once both are written, so a failure
-    leaves the old ones in place. Nothing new: nothing is written.
+    warm-started from the checkpoint (new users and items from their neighbours; trained for
+    UpdateConfig.warm_epochs epochs, default 0), retrained past the thresholds. The index, when the
+    model has one, is updated in place where its type allows (exact search, IVF; HNSW only
+    adds) and rebuilt otherwise; the new checkpoint and index replace the old ones only once
+    both are written, so a failure leaves the old ones in place. Nothing new: nothing is
+    written.
     """
     def show(step: str) -> None:
         err.print(f"{STEPS.get(step, step)} ...")
@@ -77,6 +80,13 @@ def print_update(result: UpdateResult) -> None:
                   f"{result.new_users:,} new users and {result.new_items:,} new items "
                   f"({result.new_interactions:,} new interactions) in {result.seconds:.1f} s, "
                   f"without a refit")
+    elif result.mode == "warm-started":
+        trained_s = (result.steps or {}).get("warm")
+        err.print(f"{name}: warm-started with {result.new_users:,} new users and "
+                  f"{result.new_items:,} new items ({result.new_interactions:,} new "
+                  f"interactions), trained on all {result.interactions:,} in "
+                  f"{result.seconds:.1f} s" + ("" if trained_s is None else
+                                                f" ({trained_s:.1f} s of it the warm start)"))
     elif result.mode == "refitted":
         err.print(f"{name}: refitted on all {result.interactions:,} interactions in "
                   f"{result.seconds:.1f} s: {result.reason}")

@@ -165,7 +165,7 @@ class GraphSAGEModule(torch.nn.Module):
         return self.embedding.weight[rows].pow(2).sum()
 
 
-def _price_columns(price: Any, stats: torch.Tensor) -> torch.Tensor:
+def price_columns(price: Any, stats: torch.Tensor) -> torch.Tensor:
     """Standardised ``log1p`` price (0 where unknown) and a missing flag, ``(n, 2)``."""
     logp = torch.log1p(torch.as_tensor(np.asarray(price, dtype=np.float32)).clamp(min=0))
     z = ((logp - stats[0]) / stats[1]).nan_to_num(0.0)
@@ -189,7 +189,7 @@ def _features(train: InteractionMatrix, items: dict[str, Any],
         logp = np.log1p(np.clip(price[~np.isnan(price)], 0, None))
         stats = [logp.mean(), logp.std() or 1.0] if len(logp) else [0.0, 1.0]
         feats["price_stats"] = torch.tensor(stats, dtype=torch.float32)
-        feats["item_num"] = _price_columns(price, feats["price_stats"])
+        feats["item_num"] = price_columns(price, feats["price_stats"])
     if uf is not None:
         uf = np.asarray(uf, dtype=np.float64).reshape(train.n_users, -1)
         sd = np.nan_to_num(np.nanstd(uf, axis=0))
@@ -255,7 +255,7 @@ class GraphSAGE(EmbeddingModel):
                                   device=m.item_cat.device)
         if m.item_num is not None:
             assert m.price_stats is not None  # _features() sets item_num with price_stats
-            num = _price_columns(item_features["price"], m.price_stats)
+            num = price_columns(item_features["price"], m.price_stats)
         with torch.no_grad():
             if (block := m.item_block(cat, num)) is None:
                 raise ValueError("the model was trained without item features")

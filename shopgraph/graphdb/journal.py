@@ -4,6 +4,8 @@
 user's edge counts (``docs/update.md``). One JSON file per batch, written atomically after the
 batch's transaction committed, its name starting with the time in nanoseconds; a ``started``
 file holds the time the journal began, so a reader knows whether it covers an interval.
+Entries an update has read are pruned afterwards (:func:`prune_journal`), so the journal holds
+only what the next update needs.
 """
 
 from __future__ import annotations
@@ -69,3 +71,30 @@ def journalled_users(folder: str | Path, since: float) -> dict[str, set[str]] | 
     except (OSError, ValueError, KeyError, AttributeError):
         return None
     return users
+
+
+def prune_journal(folder: str | Path, before: float) -> int:
+    """Delete the entries written at or before ``before`` (seconds since the epoch: the export
+    an update has just read past), then move the ``started`` mark up to ``before``: the journal
+    still covers every interval that starts later, which is all a later update asks for (its
+    export is newer). The mark moves first, so a crash in between leaves entries a reader skips
+    anyway. Returns the number of entries deleted; a missing journal is left alone."""
+    folder = Path(folder)
+    marker = folder / JOURNAL_STARTED
+    try:
+        started = float(marker.read_text())
+    except (OSError, ValueError):
+        return 0
+    if before > started:
+        with atomic_path(marker) as tmp:
+            tmp.write_text(repr(before))
+    gone = 0
+    for path in folder.glob("*.json"):
+        try:
+            at = int(path.name.split("-", 1)[0]) / 1e9
+        except ValueError:
+            continue
+        if at <= before:
+            path.unlink(missing_ok=True)
+            gone += 1
+    return gone

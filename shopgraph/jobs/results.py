@@ -216,7 +216,9 @@ class UpdateResult(_Result):
         model: the model name.
         checkpoint: the checkpoint (replaced unless ``mode`` is ``unchanged``).
         mode: ``folded`` (new and changed users and new items folded into the current
-            embeddings, no refit), ``refitted`` (fitted again on every interaction with the
+            embeddings, no refit), ``warm-started`` (a BPR model continued from its checkpoint
+            for a few epochs on every interaction, new nodes from their neighbours),
+            ``refitted`` (fitted again on every interaction with the
             checkpoint's settings, past a drift threshold), ``retrained`` (the full ``train``
             path) or ``unchanged`` (nothing new since the checkpoint).
         reason: why it refitted or retrained (empty for a plain fold).

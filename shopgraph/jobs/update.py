@@ -5,12 +5,19 @@
   in from their rows with the current item basis; new items (and items that had no interactions)
   are embedded from their columns (:meth:`SpectralFilter.updated`). Users and items that did
   not change keep their embeddings bit for bit. No new SVD.
+* ``lightgcn`` / ``graphsage``: warm-started (:mod:`shopgraph.gnn.warm`): the model is built on
+  the grown graph with every learnt parameter of the checkpoint copied, each new user's and
+  item's ID embedding the mean of its neighbours', then trained ``UpdateConfig.warm_epochs``
+  BPR epochs on every interaction (no split; default 0, the start alone, as measured in
+  ``docs/update.md``) with the checkpoint's optimiser settings and ``max_seconds`` budget
+  (checked per step). GraphSAGE's new items get their category and
+  price from the graph. Every vector moves, so the index is rebuilt.
 * Past :class:`~shopgraph.config.UpdateConfig`'s drift thresholds (the pairs added, or the items
   first seen, since the last full fit), or when ids disappeared from the graph, the spectral
   model is refitted on every interaction with the checkpoint's settings (one SVD, no split and
-  no tuning, as ``train``'s refit for serving).
-* It is retrained from scratch (the ``train`` path: split, tuning, refit) when asked (``full``),
-  and always for the BPR models (LightGCN, GraphSAGE), which have no warm start yet.
+  no tuning, as ``train``'s refit for serving); a BPR model is retrained.
+* It is retrained from scratch (the ``train`` path: split, tuning, refit) when asked
+  (``full``).
 
 What changed is found by comparing the graph's interactions with the export the checkpoint was
 fitted on (``layout.interactions``, written by ``train`` and by every update, recognised by the
@@ -37,7 +44,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +61,7 @@ from shopgraph.graphdb.export import (
     read_changes,
     read_listed_changes,
 )
-from shopgraph.graphdb.journal import journalled_users
+from shopgraph.graphdb.journal import journalled_users, prune_journal
 from shopgraph.jobs.results import UpdateResult
 from shopgraph.jobs.train import train_model
 from shopgraph.layout import WorkspaceLayout
@@ -64,7 +71,9 @@ if TYPE_CHECKING:
     from shopgraph.graphdb.store import GraphStore
 
 FOLDABLE = ("spectral",)
-"""Models updated by folding in; every other model is retrained."""
+"""Models updated by folding in."""
+WARM = ("lightgcn", "graphsage")
+"""Models updated by a warm start (:mod:`shopgraph.gnn.warm`); any other is retrained."""
 TUNED = ("k", "item_scale")
 """Spectral settings chosen by tuning: a retrain tunes them again from the defaults."""
 
@@ -76,7 +85,8 @@ Step = Callable[[str], None]
 
 @dataclass
 class _Fold:
-    """An incremental update: the new model on the grown matrix, and what changed."""
+    """An incremental update (a fold or a warm start): the new model on the grown matrix, what
+    changed, and what to record of it in the checkpoint's ``meta["update"]``."""
 
     model: Any
     matrix: InteractionMatrix
@@ -85,6 +95,19 @@ class _Fold:
     changed_users: int
     new_interactions: int
     refolded_all: bool
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Grown:
+    """The interactions now on the checkpoint's id order (its ids first, new ones appended)."""
+
+    users: np.ndarray
+    items: np.ndarray
+    now: sp.csr_matrix
+    before: sp.csr_matrix | None
+    changed: np.ndarray
+    added: int
 
 
 def update_model(store: GraphStore, layout: WorkspaceLayout, model: str,
@@ -100,6 +123,8 @@ def update_model(store: GraphStore, layout: WorkspaceLayout, model: str,
     started = time.perf_counter()
     steps: dict[str, float] = {}
     say = on_step or (lambda _: None)
+    # journal entries up to the export read here are never needed again once it is replaced
+    read_past = layout.interactions.stat().st_mtime if layout.interactions.is_file() else None
 
     @contextmanager
     def step(name: str) -> Iterator[None]:
@@ -142,6 +167,11 @@ def update_model(store: GraphStore, layout: WorkspaceLayout, model: str,
             fold = _fold_spectral(ckpt, base, arrays)
         if fold is None:
             action, reason = "refit", "users or items were deleted from the graph"
+    elif action == "warm":
+        with step("warm"):
+            fold = _warm_bpr(store, ckpt, base, arrays, config.warm_epochs, progress)
+        if fold is None:
+            action, reason = "retrain", "users or items were deleted from the graph"
     with _staging(layout) as stage:
         trained = None
         if action == "retrain":
@@ -168,7 +198,7 @@ def update_model(store: GraphStore, layout: WorkspaceLayout, model: str,
         if index_cfg is not None:
             with step("index"):  # in place where it can when the rows only grew (a fold)
                 index = _build_index(store, stage, model, index_cfg, arrays,
-                                     (ckpt, layout.index(model)) if fold is not None else None)
+                                     (ckpt, layout.index(model)) if action == "fold" else None)
         with step("swap"):  # index last: a retriever between the renames refuses the pair
             _replace(stage.checkpoint(model), layout.checkpoint(model))
             if index is not None:
@@ -179,10 +209,13 @@ def update_model(store: GraphStore, layout: WorkspaceLayout, model: str,
                 src = getattr(stage, name)(model)
                 if src.is_file():
                     _replace(src, getattr(layout, name)(model))
-    if fold is not None and fold.refolded_all:
+    if read_past is not None:
+        prune_journal(layout.changes, read_past)
+    if action == "fold" and fold is not None and fold.refolded_all:
         reason = ("no export matching the checkpoint's training data, so every user was "
                   "folded in again")
-    mode = {"fold": "folded", "refit": "refitted", "retrain": "retrained"}[action]
+    mode = {"fold": "folded", "warm": "warm-started", "refit": "refitted",
+            "retrain": "retrained"}[action]
     result = _result(model, layout, mode, reason, new, current, *counts, drift, started, steps,
                      index)
     return replace(result, train=trained.to_dict() if trained is not None else None)
@@ -276,19 +309,21 @@ def _items_with_interactions(ckpt: Checkpoint, base: Interactions | None) -> int
 
 
 def _decide(model: str, config: UpdateConfig, since: dict[str, float]) -> tuple[str, str]:
-    """``(action, reason)``: ``fold``, ``refit`` (past a drift threshold) or ``retrain``."""
+    """``(action, reason)``: ``fold`` (spectral) or ``warm`` (BPR models); past a drift
+    threshold ``refit`` (spectral) or ``retrain`` (BPR); ``retrain`` when asked."""
     if config.full:
         return "retrain", "a full retrain was asked for"
-    if model not in FOLDABLE:
-        return "retrain", (f"{model} has no incremental update yet (only "
-                           f"{', '.join(FOLDABLE)} is folded in)")
+    if model not in FOLDABLE + WARM:
+        return "retrain", (f"{model} has no incremental update (only "
+                           f"{', '.join(FOLDABLE + WARM)} have one)")
+    past = "refit" if model in FOLDABLE else "retrain"  # a BPR model has no cheap refit
     if since["new_share"] > config.max_new_share:
-        return "refit", (f"{since['new_share']:.1%} of the interactions are new since the last "
-                         f"full fit (threshold {config.max_new_share:.1%})")
+        return past, (f"{since['new_share']:.1%} of the interactions are new since the last "
+                      f"full fit (threshold {config.max_new_share:.1%})")
     if since["new_item_share"] > config.max_new_item_share:
-        return "refit", (f"{since['new_item_share']:.1%} of the items are new since the last "
-                         f"full fit (threshold {config.max_new_item_share:.1%})")
-    return "fold", ""
+        return past, (f"{since['new_item_share']:.1%} of the items are new since the last "
+                      f"full fit (threshold {config.max_new_item_share:.1%})")
+    return ("fold" if model in FOLDABLE else "warm"), ""
 
 
 def _ordered(old: np.ndarray, now: np.ndarray) -> np.ndarray | None:
@@ -310,11 +345,10 @@ def _matrix(arrays: Interactions, users: np.ndarray, items: np.ndarray) -> sp.cs
     return InteractionMatrix.from_pairs(u, i, len(users), len(items)).matrix
 
 
-def _fold_spectral(ckpt: Checkpoint, base: Interactions | None,
-                   arrays: Interactions) -> _Fold | None:
-    """Fold the grown interactions into ``ckpt``'s spectral model (``None``: ids vanished)."""
-    from shopgraph.gnn.spectral import SpectralFilter
-
+def _grow(ckpt: Checkpoint, base: Interactions | None, arrays: Interactions) -> _Grown | None:
+    """``arrays`` on ``ckpt``'s ids followed by the new ones, with the users whose rows differ
+    from ``base`` (everyone with interactions when there is no ``base``) and the pairs added;
+    ``None`` when ids of the checkpoint are no longer in the graph."""
     users = _ordered(ckpt.user_ids, arrays.user_ids)
     items = _ordered(ckpt.item_ids, arrays.item_ids)
     if users is None or items is None:
@@ -325,9 +359,54 @@ def _fold_spectral(ckpt: Checkpoint, base: Interactions | None,
         before = _matrix(base, users, items)
         changed = np.unique((now[:n_users] != before[:n_users]).nonzero()[0])
         added = int((now - now.multiply(before)).nnz)
-    else:  # no record of the training rows: fold in everyone who has interactions
-        changed = np.flatnonzero(np.diff(now.indptr)[:n_users] > 0)
-        added = max(now.nnz - int((ckpt.refit or {}).get("interactions", 0)), 0)
+        return _Grown(users, items, now, before, changed, added)
+    # no record of the training rows: everyone who has interactions counts as changed
+    changed = np.flatnonzero(np.diff(now.indptr)[:n_users] > 0)
+    added = max(now.nnz - int((ckpt.refit or {}).get("interactions", 0)), 0)
+    return _Grown(users, items, now, None, changed, added)
+
+
+def _warm_bpr(store: GraphStore, ckpt: Checkpoint, base: Interactions | None,
+              arrays: Interactions, epochs: int, progress: bool) -> _Fold | None:
+    """``ckpt``'s BPR model warm-started on the grown interactions and trained ``epochs``
+    epochs on all of them (:mod:`shopgraph.gnn.warm`); ``None`` when ids vanished."""
+    from shopgraph.gnn.warm import warm_fit, warm_started
+    from shopgraph.graphdb.export import export_item_features
+
+    grown = _grow(ckpt, base, arrays)
+    if grown is None:
+        return None
+    data = InteractionMatrix(grown.now, grown.users, grown.items)
+    features = None
+    if ckpt.model == "graphsage" and {"item_cat", "item_num"} & set(ckpt.weights):
+        features = export_item_features(store, grown.items)
+    n_users, n_items = len(ckpt.user_ids), len(ckpt.item_ids)
+    model = warm_started(ckpt.model, ckpt.config, ckpt.weights, n_users, n_items, data,
+                         item_features=features)
+    count = int((ckpt.meta.get("update") or {}).get("count", 0)) + 1
+    seed = int(ckpt.config.get("seed", 0)) + count  # other negatives than the last update's
+    report = warm_fit(model, data, epochs, seed=seed, progress=progress)
+    with_pairs = np.diff(grown.now.tocsc().indptr) > 0
+    had = (np.diff(grown.before.tocsc().indptr) > 0 if grown.before is not None
+           else np.arange(len(grown.items)) < n_items)
+    last = report.history[-1] if report.history else {}
+    record = {"warm": {"epochs": len(report.history), "epochs_asked": epochs,
+                       "steps": int(last.get("steps", 0)), "loss": last.get("loss"),
+                       "seconds": round(report.seconds, 3), "seed": seed}}
+    return _Fold(model, data, len(grown.users) - n_users, int((with_pairs & ~had).sum()),
+                 len(grown.changed), grown.added, base is None, record)
+
+
+def _fold_spectral(ckpt: Checkpoint, base: Interactions | None,
+                   arrays: Interactions) -> _Fold | None:
+    """Fold the grown interactions into ``ckpt``'s spectral model (``None``: ids vanished)."""
+    from shopgraph.gnn.spectral import SpectralFilter
+
+    grown = _grow(ckpt, base, arrays)
+    if grown is None:
+        return None
+    users, items, now, changed = grown.users, grown.items, grown.now, grown.changed
+    n_users = len(ckpt.user_ids)
     w = ckpt.weights
     # Items the model knows are those with a training degree; the others (no interactions at
     # the fit, or new ids) go last, where SpectralFilter.updated embeds them from their columns.
@@ -337,8 +416,7 @@ def _fold_spectral(ckpt: Checkpoint, base: Interactions | None,
     fitted.load_state({"user_emb": w["user_emb"], "item_emb": w["item_emb"][known],
                        "item_degree": w["item_degree"][known], "sigma": w["sigma"]},
                       n_users, len(known))
-    grown = fitted.updated(now[:, order], changed)
-    state = grown.state()
+    state = fitted.updated(now[:, order], changed).state()
     item_emb = np.empty_like(state["item_emb"])
     item_emb[order] = state["item_emb"]
     degree = np.empty_like(state["item_degree"])
@@ -349,16 +427,17 @@ def _fold_spectral(ckpt: Checkpoint, base: Interactions | None,
     cold = np.flatnonzero(np.diff(now.tocsc().indptr) > 0)
     new_items = int(len(np.setdiff1d(cold, known)))
     return _Fold(out, InteractionMatrix(now, users, items), len(users) - n_users, new_items,
-                 len(changed), added, base is None)
+                 len(changed), grown.added, base is None)
 
 
 # -- writing -------------------------------------------------------------------------------
 
 def _save_folded(path: Path, ckpt: Checkpoint, fold: _Fold, current: InteractionMatrix,
                  since: dict[str, float], seconds: float, read: dict[str, Any]) -> None:
-    """The folded model's checkpoint: the previous meta (split, metrics, refit) carried over,
-    the update recorded, and the data fingerprint of all current interactions (stable order,
-    as ``train`` and ``evaluate`` compute it)."""
+    """The folded (or warm-started) model's checkpoint: the previous meta (split, metrics,
+    refit) carried over, the update recorded (with ``fold.record``), and the data
+    fingerprint of all current interactions (stable order, as ``train`` and ``evaluate``
+    compute it)."""
     keep = {k: v for k, v in ckpt.meta.items()
             if k not in ("format", "created", "embeddings_sha256", "update")}
     keep["full_fit"] = {"interactions": since["full_fit_interactions"],
@@ -368,7 +447,8 @@ def _save_folded(path: Path, ckpt: Checkpoint, fold: _Fold, current: Interaction
         "new_users": fold.new_users, "new_items": fold.new_items,
         "changed_users": fold.changed_users, "new_interactions": fold.new_interactions,
         "refolded_all": fold.refolded_all, "seconds": round(seconds, 3), "at": time.time(),
-        "count": int((ckpt.meta.get("update") or {}).get("count", 0)) + 1, **read}
+        "count": int((ckpt.meta.get("update") or {}).get("count", 0)) + 1, **fold.record,
+        **read}
     # save_checkpoint records the fingerprint of the matrix it is given (ids in the
     # checkpoint's order: old first); ``data_fingerprint`` overrides it with the stable one.
     save_checkpoint(path, fold.model, fold.matrix, data_fingerprint=current.fingerprint(),

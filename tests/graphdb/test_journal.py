@@ -5,7 +5,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from shopgraph.graphdb.journal import journalled_users, start_journal, write_journal_entry
+from shopgraph.graphdb.journal import (
+    journalled_users,
+    prune_journal,
+    start_journal,
+    write_journal_entry,
+)
 
 
 def test_entries_after_the_export_are_read_and_older_ones_skipped(tmp_path: Path) -> None:
@@ -37,3 +42,17 @@ def test_a_journal_that_began_after_the_export_or_is_unreadable_gives_none(
     since = time.time()
     write_journal_entry(folder, "c" * 64, "e0:0", {"VIEWED": ["u1"]}).write_text("{broken")
     assert journalled_users(folder, since) is None
+
+
+def test_pruning_drops_what_an_update_read_and_keeps_what_the_next_needs(tmp_path: Path) -> None:
+    folder = tmp_path / "changes"
+    assert prune_journal(folder, time.time()) == 0  # no journal: nothing to do
+    start_journal(folder)
+    write_journal_entry(folder, "a" * 64, "e0:0", {"VIEWED": ["u1"]})
+    read = time.time()  # an update read up to here
+    time.sleep(0.01)
+    write_journal_entry(folder, "b" * 64, "e0:0", {"VIEWED": ["u2"]})
+    assert prune_journal(folder, read) == 1
+    assert len(list(folder.glob("*.json"))) == 1
+    assert journalled_users(folder, read) == {"VIEWED": {"u2"}}  # the next update's view
+    assert journalled_users(folder, read - 1) is None  # no longer covers before the prune

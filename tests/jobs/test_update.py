@@ -4,6 +4,7 @@ atomically, retrain when asked or past the thresholds (real local graph server).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -185,17 +186,90 @@ def test_drift_refits_and_full_retrains(graph_server: EmbeddedServer, tmp_path: 
         UpdateConfig(max_new_share=1.5)
 
 
-def test_bpr_models_are_retrained(graph_server: EmbeddedServer, tmp_path: Path) -> None:
+BPR = {"dim": 8, "epochs": 30, "batch_size": 64, "lr": 0.05, "eval_every": 10}
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One torch thread, as in ``tests/gnn``: small models on a busy 2-core machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_bpr_models_are_warm_started_within_the_thresholds(graph_server: EmbeddedServer,
+                                                           tmp_path: Path) -> None:
+    from shopgraph.jobs.update import update_model
+
     with workspace_on(graph_server, tmp_path, "upd5") as ws:
-        trained(ws, tmp_path, "lightgcn", epochs=2, dim=4, batch_size=64)
+        trained(ws, tmp_path, "lightgcn", **BPR)
+        before = load_checkpoint(ws.layout.checkpoint("lightgcn"))
         ws.ingest(source(tmp_path, NEW_EVENTS, name="day1"))
+        result = update_model(ws.store(), ws.layout, "lightgcn", UpdateConfig(warm_epochs=2),
+                              progress=False)
+        assert result.mode == "warm-started" and result.reason == "" and result.train is None
+        assert (result.new_users, result.new_items, result.changed_users) == (1, 1, 7)
+        assert result.new_interactions == len(NEW_EVENTS)
+        assert result.steps.keys() >= {"read", "warm", "save", "index", "swap"}
+        after = load_checkpoint(ws.layout.checkpoint("lightgcn"))
+        # the old ids keep their positions, the new ones are appended; the settings stay
+        assert after.user_ids[:60].tolist() == before.user_ids.tolist()
+        assert after.user_ids[60:].tolist() == ["n1"] and after.item_ids[40:].tolist() == ["i40"]
+        assert after.config == before.config and after.meta["split"] == before.meta["split"]
+        assert after.weights["embedding"].shape == (61 + 41, BPR["dim"])
+        warm = after.meta["update"]["warm"]
+        assert warm["epochs"] == 2 and warm["steps"] > 0 and warm["loss"] > 0
+        assert after.meta["update"]["base_fingerprint"] == before.fingerprint
+        full = InteractionMatrix.from_interactions(ws.export_interactions())
+        assert after.data_fingerprint == full.fingerprint()
+        assert ws.index_info("lightgcn").checkpoint_fingerprint == after.fingerprint
+        # the new user, who bought six odd items, is served odd items, not the popular list
+        recs = [m.id for m in ws.recommend("n1", k=5, model="lightgcn")]
+        assert set(recs) <= set(ODD) - set(ODD[:6]), recs
+        # the drift counts from the last full fit, as for the spectral model
+        ws.ingest(source(tmp_path, [("n2", "i0"), ("n2", "i2")], name="day2"))
         out = CliRunner().invoke(app, ["update", "-w", str(ws.path), "--model", "lightgcn"])
         assert out.exit_code == 0, out.output
         text = " ".join(out.output.split())
-        assert "retrained from scratch" in text and "no incremental update" in text
-        ckpt = load_checkpoint(ws.layout.checkpoint("lightgcn"))
-        assert "n1" in ckpt.user_ids and "i40" in ckpt.item_ids
-        assert ws.index_info("lightgcn").checkpoint_fingerprint == ckpt.fingerprint
+        assert "warm-started" in text and "1 new users" in text and "index updated" in text
+        again = load_checkpoint(ws.layout.checkpoint("lightgcn"), weights=False)
+        assert again.meta["update"]["count"] == 2 and again.user_ids[-1] == "n2"
+        assert again.meta["update"]["warm"]["epochs"] == UpdateConfig().warm_epochs
+        ws.ingest(source(tmp_path, [("n3", "i1"), ("n3", "i4")], name="day3"))
+        drifted = ws.update("lightgcn", max_new_share=0.01, progress=False)
+        assert drifted.mode == "retrained" and "interactions are new" in drifted.reason
+        assert drifted.train is not None and "update" not in load_checkpoint(
+            ws.layout.checkpoint("lightgcn"), weights=False).meta
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_graphsage_is_warm_started_and_zero_epochs_keep_the_start(
+        graph_server: EmbeddedServer, tmp_path: Path) -> None:
+    from shopgraph.jobs.update import update_model
+
+    with workspace_on(graph_server, tmp_path, "upd5s") as ws:
+        trained(ws, tmp_path, "graphsage", **BPR)
+        before = load_checkpoint(ws.layout.checkpoint("graphsage"))
+        ws.ingest(source(tmp_path, NEW_EVENTS, name="day1"))
+        result = update_model(ws.store(), ws.layout, "graphsage", UpdateConfig(warm_epochs=0),
+                              progress=False)
+        assert result.mode == "warm-started" and result.new_users == 1
+        after = load_checkpoint(ws.layout.checkpoint("graphsage"))
+        assert after.meta["update"]["warm"]["epochs"] == 0
+        for key, old in before.weights.items():  # nothing trained: only rows were added
+            new = after.weights[key]
+            if key == "embedding.weight":
+                np.testing.assert_array_equal(new[:60], old[:60])
+                np.testing.assert_array_equal(new[61:101], old[60:])
+            else:
+                np.testing.assert_array_equal(new, old)
+        assert ws.index_info("graphsage").checkpoint_fingerprint == after.fingerprint
+    with pytest.raises(ConfigError, match="warm_epochs"):
+        UpdateConfig(warm_epochs=-1)
 
 
 def test_without_the_training_export_every_user_is_folded_in_again(
@@ -300,10 +374,12 @@ def test_an_update_after_a_journalled_ingest_reads_only_the_listed_users(
         assert after.meta["update"]["users_reread"] == len(TOUCHED)
         full = export_interactions(ws.store(), ["PURCHASED"])
         assert after.data_fingerprint == InteractionMatrix.from_interactions(full).fingerprint()
+        # the base ingest's entries (before the export this update read past) are pruned
+        assert sorted(journal.glob("*.json")) == entries[-1:]
 
         # events already in the graph create nothing, so nothing is journalled
         ingest(ws.store(), source(tmp_path, NEW_EVENTS, name="day1-again"), journal=journal)
-        assert sorted(journal.glob("*.json")) == entries
+        assert sorted(journal.glob("*.json")) == entries[-1:]
         assert ws.update("spectral", progress=False).mode == "unchanged"
 
         # an ingest that keeps no journal: the edge counts disagree, every user is counted
