@@ -125,9 +125,19 @@ class Workspace:
         self.close()
 
     def ingest(self, data: SourceData, *, batch_size: int = 10_000, strict: bool = True,
-               on_progress: Progress | None = None) -> IngestSummary:
+               on_progress: Progress | None = None, bulk: bool = False) -> IngestSummary:
         """Ingest a loader's data, recording in the workspace's journal which users got new
-        edges (read by :meth:`update`); see :func:`shopgraph.graphdb.ingest.ingest`."""
+        edges (read by :meth:`update`); see :func:`shopgraph.graphdb.ingest.ingest`. With
+        ``bulk``, an empty database is filled by the database's own loader instead
+        (:func:`shopgraph.graphdb.bulk.bulk_load`; on Neo4j its files go to
+        ``exports/neo4j-import``)."""
+        if bulk:
+            from shopgraph.graphdb.bulk import bulk_load
+
+            return bulk_load(self.store(), data, server=self.server() if self.db.embedded
+                             else None, batch_size=batch_size, strict=strict,
+                             on_progress=on_progress, journal=self.layout.changes,
+                             neo4j_folder=self.layout.exports / "neo4j-import")
         from shopgraph.graphdb.ingest import ingest
 
         return ingest(self.store(), data, batch_size=batch_size, strict=strict,

@@ -29,6 +29,12 @@ def ingest(
         help="--strict stops at the first bad row and writes nothing; --skip-bad skips bad "
              "rows and reports them.")] = True,
     batch_size: Annotated[int, typer.Option(min=100, help="Rows per transaction.")] = 10_000,
+    bulk: Annotated[bool, typer.Option(
+        "--bulk",
+        help="First load into an empty database through the database's own loader (ArcadeDB's "
+             "importer; for Neo4j the neo4j-admin import files): many times faster, same "
+             "graph and ledger; the database is offline meanwhile. See docs/bulk-load.md.")]
+    = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Load a file into the graph: validated first, written in batches, safe to re-run.
@@ -39,8 +45,9 @@ def ingest(
     err.print(Text(f"reading {path} as {fmt} ..."))
     data = load(fmt, path, strict=strict)
     with open_workspace(workspace) as ws, \
-            progress_bar(f"ingest {data.name}") as update:
-        summary = ws.ingest(data, batch_size=batch_size, strict=strict, on_progress=update)
+            progress_bar(f"{'bulk load' if bulk else 'ingest'} {data.name}") as update:
+        summary = ws.ingest(data, batch_size=batch_size, strict=strict, on_progress=update,
+                            bulk=bulk)
     if as_json:
         print_json(summary.as_dict())
         return

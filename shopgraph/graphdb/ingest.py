@@ -430,6 +430,31 @@ class _Writer:
         return True
 
 
+def check_source(data: SourceData) -> None:
+    """The checks on ``data`` that need no graph: frames, no internal labels, not empty.
+
+    Raises:
+        IngestError: what is wrong, and where.
+    """
+    data.validate()
+    internal = [nf for nf in data.nodes if nf.label in schema.INTERNAL_LABELS]
+    if internal:
+        raise IngestError(f"{internal[0].label} nodes are shopgraph's own bookkeeping; a source "
+                          "may not write them", file=internal[0].file or None)
+    if not data.edges and not data.nodes:
+        raise IngestError("nothing to ingest: the source has no rows",
+                          file=str(data.files[0]) if data.files else None)
+
+
+def ledger_keys(data: SourceData, batch_size: int) -> list[str]:
+    """The keys of every batch :func:`ingest` plans for ``data``, in write order (as
+    :func:`_plan` names them, without reading a streamed frame)."""
+    groups: tuple[tuple[str, Sequence[NodeFrame | EdgeFrame]], ...] = (
+        ("n", data.nodes), ("e", data.edges))
+    return [f"{tag}{fi}:{start}" for tag, frames in groups for fi, frame in enumerate(frames)
+            for start in range(0, _rows(frame), batch_size)]
+
+
 def ingest(store: GraphStore, data: SourceData, *, batch_size: int = 10_000,
            strict: bool = True, on_progress: Progress | None = None,
            journal: str | Path | None = None) -> IngestSummary:
@@ -457,14 +482,7 @@ def ingest(store: GraphStore, data: SourceData, *, batch_size: int = 10_000,
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     started = time.perf_counter()
-    data.validate()
-    internal = [nf for nf in data.nodes if nf.label in schema.INTERNAL_LABELS]
-    if internal:
-        raise IngestError(f"{internal[0].label} nodes are shopgraph's own bookkeeping; a source "
-                          "may not write them", file=internal[0].file or None)
-    if not data.edges and not data.nodes:
-        raise IngestError("nothing to ingest: the source has no rows",
-                          file=str(data.files[0]) if data.files else None)
+    check_source(data)
     store.ensure_schema()
     check_references(store, data, strict)
     source = source_fingerprint(data, batch_size)

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,6 +31,8 @@ from shopgraph.errors import ServerError
 
 HOST = "127.0.0.1"
 MAIN_CLASS = "com.arcadedb.server.ArcadeDBServer"
+#: ArcadeDB's offline graph loader (``main(config.json, database folder, data folder)``).
+IMPORTER_CLASS = "com.arcadedb.integration.importer.graph.GraphImporter"
 _DB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 _HEAP = re.compile(r"^[1-9][0-9]*[kKmMgG]?$")
 _PORT_BUSY = "Unable to listen"  # logged when a port is taken; the JVM then hangs, not exits
@@ -157,12 +160,7 @@ class EmbeddedServer:
 
     def _start(self, timeout: float) -> ServerStatus:
         """Launch the server and wait until it answers (the caller holds the lock)."""
-        spec = importlib.util.find_spec("arcadedb_embedded")  # not imported: it starts a JVM
-        locations = list(spec.submodule_search_locations or []) if spec else []
-        package = Path(locations[0] if locations else "/nonexistent")
-        if not os.access(package / "jre" / "bin" / "java", os.X_OK):
-            raise ServerError("the arcadedb-embedded package or its bundled Java runtime is "
-                              "missing; run `pip install --force-reinstall arcadedb-embedded`")
+        package = _package()
         self.password()
         for _attempt in range(3):  # an automatically picked port may be taken meanwhile
             bolt, http = self._pick_ports()
@@ -199,6 +197,45 @@ class EmbeddedServer:
         """Drop database ``name`` with all its data; nothing happens if it does not exist."""
         if name in self._databases(name):
             self._command(f"drop database {name}")
+
+    def import_graph(self, name: str, config: Path, heap: str = "2g") -> str:
+        """Replace database ``name`` by the graph ArcadeDB's ``GraphImporter`` builds from
+        ``config`` (its JSON settings; file names in it are relative to its folder), offline:
+        the server closes the database, the importer (a JVM of its own, ``-Xmx<heap>``) writes a
+        new one in its folder, and the server opens it again. Whoever uses the database
+        meanwhile gets errors. Returns what the importer printed.
+
+        Raises:
+            ServerError: the importer failed; the database is then empty (created anew) and
+                the message quotes the importer's last lines.
+        """
+        self._databases(name)  # validates the name
+        if not _HEAP.match(heap):
+            raise ValueError(f"invalid heap size {heap!r}; use e.g. '512m' or '2g'")
+        package = _package()
+        folder = self.data_dir / "databases" / name
+        args = [str(package / "jre" / "bin" / "java"), f"-Xmx{heap}", "-cp",
+                f"{package / 'jars'}/*", IMPORTER_CLASS, str(config), str(folder),
+                str(config.parent)]
+        self._command(f"close database {name}")
+        try:
+            done = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True,
+                                  text=True, errors="replace", cwd=config.parent, umask=0o077)
+        except BaseException:
+            self._empty_again(name, folder)
+            raise
+        if done.returncode != 0:
+            self._empty_again(name, folder)
+            tail = "\n".join((done.stdout + done.stderr).splitlines()[-15:])
+            raise ServerError(f"ArcadeDB's importer failed (exit code {done.returncode}); "
+                              f"database {name!r} is empty again. Last lines:\n{tail}")
+        self._command(f"open database {name}")
+        return done.stdout + done.stderr
+
+    def _empty_again(self, name: str, folder: Path) -> None:
+        """Put an empty database ``name`` where a failed import left its folder."""
+        shutil.rmtree(folder, ignore_errors=True)
+        self._command(f"create database {name}")
 
     def _databases(self, name: str) -> list[str]:
         """Validate ``name`` and list the server's databases."""
@@ -349,6 +386,17 @@ class EmbeddedServer:
             text = self.log_file.read_bytes()[offset:].decode(errors="replace")
             return "\n".join(text.splitlines()[-lines:]) if lines else text
         return "(no log)"
+
+
+def _package() -> Path:
+    """The folder of the ``arcadedb-embedded`` package (its jars and bundled Java runtime)."""
+    spec = importlib.util.find_spec("arcadedb_embedded")  # not imported: it starts a JVM
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    package = Path(locations[0] if locations else "/nonexistent")
+    if not os.access(package / "jre" / "bin" / "java", os.X_OK):
+        raise ServerError("the arcadedb-embedded package or its bundled Java runtime is "
+                          "missing; run `pip install --force-reinstall arcadedb-embedded`")
+    return package
 
 
 def _private_dir(path: Path) -> None:

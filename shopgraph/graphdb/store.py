@@ -317,6 +317,11 @@ class GraphStore:
         return any(self.query(cypher.nodes(cypher.ANY_NODE, lab), what="looking for data")
                    for lab in schema.DATA_LABELS)
 
+    def is_empty(self) -> bool:
+        """Whether the database holds no node but the schema version's (no data, no ledger,
+        nothing of another application)."""
+        return not self.query(cypher.ANY_BUT_META, what="checking that the database is empty")
+
     def count_nodes(self, label: str) -> int:
         """Number of nodes with ``label``."""
         return int(self.query(cypher.nodes(cypher.COUNT_NODES, label))[0]["n"])
