@@ -139,6 +139,43 @@ def remote_password(cfg: DbConfig) -> str:
                       "; set SHOPGRAPH_PASSWORD or password_file in shopgraph.toml")
 
 
+# -- [engine] -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """``[engine]``: where work split by users runs (see :mod:`shopgraph.parallel`).
+
+    Args:
+        address: ``local`` (in this process, the default; no engine needed) or a Dask
+            scheduler's address (``tcp://host:8786``); ``SHOPGRAPH_ENGINE`` and ``--engine``
+            override it.
+        block_size: users per partition (>= 1); results do not depend on it.
+    """
+
+    address: str = field(default="local", metadata=_rule(
+        lambda a: a == "local" or "://" in a, "'local' or a scheduler address (tcp://host:8786)"))
+    block_size: int = field(default=65536, metadata=_AT_LEAST_ONE)
+
+
+def load_engine_config(path: str | Path, *, address: str | None = None) -> EngineConfig:
+    """Read the ``[engine]`` table of a workspace's settings file (optional), then
+    ``SHOPGRAPH_ENGINE``, then ``address`` (the ``--engine`` option).
+
+    Raises:
+        ConfigError: ``[engine]`` has an unknown key or a wrong value, or the address is
+            neither ``local`` nor a scheduler address.
+    """
+    path = Path(path)
+    cfg = EngineConfig()
+    if path.is_file():
+        cfg = _build(EngineConfig, _read_toml(path).get("engine", {}), path, "engine")
+    chosen = address or os.environ.get("SHOPGRAPH_ENGINE")
+    if chosen:
+        at = "--engine" if address else "SHOPGRAPH_ENGINE"
+        cfg = replace(cfg, address=_check(fields(EngineConfig)[0], chosen, at))
+    return cfg
+
+
 # -- [run] --------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,12 +15,13 @@ from shopgraph.cli.options import (
     WorkspaceOpt,
     open_workspace,
 )
-from shopgraph.cli.output import resolve_format, write_results
+from shopgraph.cli.output import err, resolve_format, write_results
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from shopgraph.retrieval.queries import Match
+    from shopgraph.retrieval.exact import SearchResult
+    from shopgraph.retrieval.queries import Match, Results, Retriever
 
 KOpt = Annotated[int, typer.Option("-k", "--k", help="Results per query.")]
 SkipUnknownOpt = Annotated[bool, typer.Option(
@@ -52,6 +53,11 @@ def recommend(
         help="Only these items: a text file of item ids, one a line (e.g. what is in "
              "stock).")] = None,
     skip_unknown: SkipUnknownOpt = False,
+    engine: Annotated[str | None, typer.Option(
+        "--engine", show_default=False,
+        help="With --all: where the user blocks are scored, 'local' (this process) or a Dask "
+             "scheduler address such as tcp://host:8786 (default: SHOPGRAPH_ENGINE, else "
+             "[engine] address in the workspace's shopgraph.toml, else local).")] = None,
     model: ModelOpt = None,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
@@ -59,17 +65,51 @@ def recommend(
 ) -> None:
     """Recommend the top-k items to each given user (or `--all` users), best first.
 
-    Output columns: query (the user), rank, item_id, score.
+    With `--all`, users are scored in blocks ([engine] block_size), here or on a Dask cluster
+    (`--engine`); a Parquet output is written block by block. Output columns: query (the user),
+    rank, item_id, score.
     """
     if bool(user_ids) == all_users:
         raise typer.BadParameter("give user ids or --all (not both)", param_hint="USER_IDS")
-    resolve_format(fmt, output)
+    if engine and not all_users:
+        raise typer.BadParameter("--engine applies to --all only", param_hint="--engine")
+    chosen = resolve_format(fmt, output)
+    filters: dict[str, Any] = {"exclude_seen": exclude_seen, "category": category or None,
+                               "price_min": price_min, "price_max": price_max,
+                               "items": _read_ids(items_file) if items_file else None}
     with open_workspace(workspace) as ws:
-        results = ws.recommend_batch(
-            None if all_users else user_ids, k, model=model, exclude_seen=exclude_seen,
-            category=category or None, price_min=price_min, price_max=price_max,
-            items=_read_ids(items_file) if items_file else None, skip_unknown=skip_unknown)
-    write_results(results, fmt, output)
+        if not all_users:
+            results = ws.recommend_batch(user_ids, k, model=model, skip_unknown=skip_unknown,
+                                         **filters)
+            write_results(results, fmt, output)
+            return
+        from shopgraph.config import load_engine_config
+        from shopgraph.parallel import open_engine
+
+        settings = load_engine_config(ws.layout.config, address=engine)
+        retriever = ws.retriever(model)
+        with open_engine(settings.address) as runner:
+            if chosen == "parquet":
+                assert output is not None  # resolve_format refuses parquet to stdout
+                rows = retriever.export_all(output, k, engine=runner,
+                                            block_size=settings.block_size, **filters)
+                err.print(f"wrote {rows:,} rows to {output}")
+                return
+            blocks = list(retriever.recommend_all(k, engine=runner,
+                                                  block_size=settings.block_size, **filters))
+    write_results(_assemble(retriever, blocks, k), fmt, output)
+
+
+def _assemble(retriever: Retriever, blocks: list[tuple[int, SearchResult]], k: int) -> Results:
+    """Every user's results from :meth:`Retriever.recommend_all`'s blocks."""
+    import numpy as np
+
+    from shopgraph.retrieval.exact import empty_result
+    from shopgraph.retrieval.queries import Results
+
+    parts = [found for _, found in blocks] or [empty_result(0, k)]
+    return Results(retriever.user_ids, np.concatenate([p.ids for p in parts]),
+                   np.concatenate([p.scores for p in parts]), retriever.item_ids, "item")
 
 
 def similar(

@@ -319,12 +319,14 @@ class EmbeddingIndex:
         light = light[np.argsort(counts[light], kind="stable")]
         pairs = PairSet(exclude) if exclude is not None else None
         # Rows whose k + exclusions share a power of two are fetched together, so a user with
-        # many exclusions does not widen the search of the others.
+        # many exclusions does not widen the search of the others. Each fetches that power of
+        # two, so a row's result never depends on the rows sharing its batch: blocks of users
+        # (retrieval.partitions) give the answers of one search over all of them.
         bucket = np.ceil(np.log2(k + counts[light])).astype(np.int64)
         edges = np.flatnonzero(np.diff(bucket)) + 1
         chunks = [c[i:i + BATCH] for c in np.split(light, edges) for i in range(0, len(c), BATCH)]
         for rows in chunks:
-            fetch = min(len(self), k + int(counts[rows].max()))
+            fetch = min(len(self), 1 << int(np.ceil(np.log2(k + counts[rows[0]]))))
             found = self._faiss(queries[rows], fetch, allowed)
             drop = found.ids < 0
             if pairs is not None:

@@ -8,8 +8,10 @@
   score is the mean of the model's scores for those items, ``<u, mean_i v_i>``.
 
 Each has a ``*_batch`` form returning :class:`Results` (NumPy arrays, ``to_pandas()``,
-``to_arrow()``). Documented edge cases: ``k`` larger than what is left after exclusions and
-filters gives fewer results (batch arrays are padded with id ``None`` / position -1 and score
+``to_arrow()``); :meth:`Retriever.recommend_all` and :meth:`Retriever.export_all` give every
+user's recommendations block by block, on any engine (:mod:`~shopgraph.retrieval.partitions`).
+Documented edge cases: ``k`` larger than what is left after exclusions and filters gives fewer
+results (batch arrays are padded with id ``None`` / position -1 and score
 NaN); unknown ids raise :class:`~shopgraph.errors.UnknownIdError` (batch forms can skip them);
 filters that leave nothing raise ``ValueError``. Users whose embedding is all zeros (in the
 graph but without interactions the model learnt from) get the most popular items (counted over
@@ -20,10 +22,10 @@ users or items (an empty row).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -31,8 +33,12 @@ import scipy.sparse as sp
 
 from shopgraph.errors import UnknownIdError
 from shopgraph.gnn.checkpoint import Checkpoint, load_checkpoint
-from shopgraph.retrieval.exact import SearchResult, exact_search
+from shopgraph.retrieval.exact import SearchResult
+from shopgraph.retrieval.partitions import BLOCK_SIZE, ItemSearch, top_items, write_parquet
 from shopgraph.retrieval.persist import IndexBundle, load_bundle
+
+if TYPE_CHECKING:
+    from shopgraph.parallel import Engine
 
 
 class Match(NamedTuple):
@@ -233,24 +239,47 @@ class Retriever:
             pos, ids = np.arange(len(self.user_ids)), self.user_ids
         else:
             pos, ids = self.positions("user", user_ids, skip_unknown)
+        search = self.item_search(k, category=category, price_min=price_min,
+                                  price_max=price_max, items=items)
+        exclude = self.bundle.seen[pos] if exclude_seen else None
+        found = search(self.ckpt.user_emb[pos], exclude, self._cold["user"][pos])
+        return Results(np.asarray(ids), found.ids, found.scores, self.item_ids, "item")
+
+    def item_search(self, k: int, *, category: str | Sequence[str] | None = None,
+                    price_min: float | None = None, price_max: float | None = None,
+                    items: Iterable[str] | None = None) -> ItemSearch:
+        """The search behind :meth:`recommend_batch` (top-``k``, filters applied), as the
+        picklable object every block of :meth:`recommend_all` shares."""
         candidates = self.item_filter(category=category, price_min=price_min,
                                       price_max=price_max, items=items)
-        exclude = self.bundle.seen[pos] if exclude_seen else None
-        found = self.bundle.indexes["items"].search(self.ckpt.user_emb[pos], k,
-                                                    exclude=exclude, candidates=candidates)
-        cold = np.flatnonzero(self._cold["user"][pos])
-        if len(cold):  # nothing learnt about them: the most popular items instead
-            popular = self.popular(k, len(cold), candidates=candidates,
-                                   exclude=exclude[cold] if exclude is not None else None)
-            found.scores[cold], found.ids[cold] = popular
-        return Results(np.asarray(ids), found.ids, found.scores, self.item_ids, "item")
+        return ItemSearch(self.bundle.indexes["items"], self.popularity, k, candidates)
+
+    def recommend_all(self, k: int = 10, *, exclude_seen: bool = True,
+                      category: str | Sequence[str] | None = None,
+                      price_min: float | None = None, price_max: float | None = None,
+                      items: Iterable[str] | None = None, engine: Engine | None = None,
+                      block_size: int = BLOCK_SIZE) -> Iterator[tuple[int, SearchResult]]:
+        """Top-``k`` items of every user, in blocks of ``block_size`` users scored on
+        ``engine`` (default: here): ``(first user position, result)`` pairs in user order, the
+        same rows as ``recommend_batch(None, k, ...)`` gives; see
+        :mod:`~shopgraph.retrieval.partitions`."""
+        search = self.item_search(k, category=category, price_min=price_min,
+                                  price_max=price_max, items=items)
+        return top_items(search, self.ckpt.user_emb, self.bundle.seen if exclude_seen else None,
+                         self._cold["user"], block_size=block_size, engine=engine)
+
+    def export_all(self, path: str | Path, k: int = 10, **options: Any) -> int:
+        """Write :meth:`recommend_all` (same options) to one Parquet file at ``path``, a row
+        group per block, in the long form of :meth:`Results.to_pandas`; returns the rows."""
+        return write_parquet(path, self.recommend_all(k, **options), self.user_ids,
+                             self.item_ids)
 
     def popular(self, k: int, rows: int = 1, *, exclude: sp.csr_matrix | None = None,
                 candidates: np.ndarray | None = None) -> SearchResult:
         """The ``k`` most popular items (by seen-pair count) for each of ``rows`` rows, leaving
         out each row's ``exclude`` pairs; positions and counts, like an index search."""
-        return exact_search(np.ones((rows, 1), dtype=np.float32), self.popularity[:, None], k,
-                            candidates=candidates, exclude=exclude)
+        return ItemSearch(self.bundle.indexes["items"], self.popularity, k,
+                          candidates).popular(rows, exclude)
 
     # -- neighbours ------------------------------------------------------------------------
 
