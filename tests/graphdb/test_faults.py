@@ -133,6 +133,14 @@ def wait_for_first_commit(store: GraphStore, proc: subprocess.Popen[str]) -> Non
         time.sleep(0.05)
 
 
+def wait_for_edges(store: GraphStore, proc: subprocess.Popen[str], n: int) -> None:
+    """Return once the ingest has committed at least ``n`` edges (or has ended)."""
+    deadline = time.monotonic() + 60
+    while store.count_rels("INTERACTED") < n and proc.poll() is None:
+        assert time.monotonic() < deadline, f"the ingest wrote fewer than {n} edges in 60 s"
+        time.sleep(0.02)
+
+
 def resume_is_exact(path: Path, workspace: Path, env: dict[str, str], store: GraphStore,
                     batch: int) -> dict:
     """Re-run the ingest; check it resumes with exact counts; return its summary."""
@@ -153,7 +161,9 @@ def test_client_killed_at_a_random_point_then_rerun_resumes(
     with database(graph_server, f"fault_client_{seed}") as (env, store):
         proc = start_ingest(head, tmp_path / "ws", env)
         wait_for_first_commit(store, proc)
-        time.sleep(random.Random(seed).uniform(0.0, 2.0))
+        # the kill lands after a seeded share of the edges, wherever the machine's speed
+        wait_for_edges(store, proc, int(random.Random(seed).uniform(0.05, 0.6)
+                                        * len(Expected.of(head).pairs)))
         assert proc.poll() is None, "the ingest ended before the kill; use a larger input"
         proc.send_signal(signal.SIGKILL)
         assert finish(proc)[0] == -signal.SIGKILL
@@ -178,7 +188,9 @@ def test_server_killed_at_a_random_point_then_rerun_is_exact(
     with database(own_server, f"fault_server_{seed}") as (env, store):
         proc = start_ingest(head, tmp_path / "ws", env)
         wait_for_first_commit(store, proc)
-        time.sleep(random.Random(seed).uniform(0.0, 2.0))
+        # the kill lands after a seeded share of the edges, wherever the machine's speed
+        wait_for_edges(store, proc, int(random.Random(seed).uniform(0.05, 0.6)
+                                        * len(Expected.of(head).pairs)))
         assert proc.poll() is None, "the ingest ended before the kill; use a larger input"
         pid = own_server.status().pid
         assert pid is not None
