@@ -383,8 +383,7 @@ def _warm_bpr(store: GraphStore, ckpt: Checkpoint, base: Interactions | None,
     n_users, n_items = len(ckpt.user_ids), len(ckpt.item_ids)
     model = warm_started(ckpt.model, ckpt.config, ckpt.weights, n_users, n_items, data,
                          item_features=features)
-    count = int((ckpt.meta.get("update") or {}).get("count", 0)) + 1
-    seed = int(ckpt.config.get("seed", 0)) + count  # other negatives than the last update's
+    seed = int(ckpt.config.get("seed", 0)) + _update_number(ckpt)  # new negatives each time
     report = warm_fit(model, data, epochs, seed=seed, progress=progress)
     with_pairs = np.diff(grown.now.tocsc().indptr) > 0
     had = (np.diff(grown.before.tocsc().indptr) > 0 if grown.before is not None
@@ -395,6 +394,12 @@ def _warm_bpr(store: GraphStore, ckpt: Checkpoint, base: Interactions | None,
                        "seconds": round(report.seconds, 3), "seed": seed}}
     return _Fold(model, data, len(grown.users) - n_users, int((with_pairs & ~had).sum()),
                  len(grown.changed), grown.added, base is None, record)
+
+
+def _update_number(ckpt: Checkpoint) -> int:
+    """The number of the update that follows ``ckpt`` since its last full fit (1 for the
+    first)."""
+    return int((ckpt.meta.get("update") or {}).get("count", 0)) + 1
 
 
 def _fold_spectral(ckpt: Checkpoint, base: Interactions | None,
@@ -447,7 +452,7 @@ def _save_folded(path: Path, ckpt: Checkpoint, fold: _Fold, current: Interaction
         "new_users": fold.new_users, "new_items": fold.new_items,
         "changed_users": fold.changed_users, "new_interactions": fold.new_interactions,
         "refolded_all": fold.refolded_all, "seconds": round(seconds, 3), "at": time.time(),
-        "count": int((ckpt.meta.get("update") or {}).get("count", 0)) + 1, **fold.record,
+        "count": _update_number(ckpt), **fold.record,
         **read}
     # save_checkpoint records the fingerprint of the matrix it is given (ids in the
     # checkpoint's order: old first); ``data_fingerprint`` overrides it with the stable one.
