@@ -157,17 +157,17 @@ class EngineConfig:
     block_size: int = field(default=65536, metadata=_AT_LEAST_ONE)
 
 
-def load_engine_config(path: str | Path, *, address: str | None = None) -> EngineConfig:
-    """Read the ``[engine]`` table of a workspace's settings file (optional), then
-    ``SHOPGRAPH_ENGINE``, then ``address`` (the ``--engine`` option).
+def load_engine_config(path: str | Path | None, *, address: str | None = None) -> EngineConfig:
+    """Read the ``[engine]`` table of a workspace's settings file (optional; None: no
+    workspace), then ``SHOPGRAPH_ENGINE``, then ``address`` (the ``--engine`` option).
 
     Raises:
         ConfigError: ``[engine]`` has an unknown key or a wrong value, or the address is
             neither ``local`` nor a scheduler address.
     """
-    path = Path(path)
     cfg = EngineConfig()
-    if path.is_file():
+    path = Path(path) if path is not None else None
+    if path is not None and path.is_file():
         cfg = _build(EngineConfig, _read_toml(path).get("engine", {}), path, "engine")
     chosen = address or os.environ.get("SHOPGRAPH_ENGINE")
     if chosen:

@@ -88,8 +88,9 @@ class DaskEngine:
         try:
             for part in parts:
                 # The part goes to a worker first, and its task runs there: a part inside the
-                # task's arguments would be sent as part of the task graph.
-                data = self.client.scatter(part, hash=False)
+                # task's arguments would be sent as part of the task graph. Scattered in a list
+                # of one, so a part that is itself a sequence goes as one object.
+                [data] = self.client.scatter([part], hash=False)
                 pending.append((self.client.submit(fn, held, data, pure=False), data))
                 if len(pending) >= self.in_flight:
                     yield self._collect(pending.popleft())

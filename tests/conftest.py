@@ -61,3 +61,13 @@ def workspace_on(server: EmbeddedServer, folder: Path, database: str) -> Iterato
         ws.close()
         mp.undo()
         server.drop_database(database)
+
+
+@pytest.fixture(scope="session")
+def dask_cluster() -> Iterator[str]:
+    """A real local Dask cluster of two single-threaded worker processes; its address (skips
+    where Dask is not installed)."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster:
+        yield cluster.scheduler_address

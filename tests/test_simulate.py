@@ -17,6 +17,7 @@ from shopgraph.cli.simulate import simulate as simulate_command
 from shopgraph.graphdb.formats import load
 from shopgraph.graphdb.tables import campaign_log, purchases, user_features
 from shopgraph.simulator import ARMS, OFFERS, TYPES, load_truth, simulate, true_scores, true_top_k
+from shopgraph.simulator import stream
 
 SMALL = {"users": 300, "items": 200, "interactions": 6_000}
 MEDIUM = {"users": 10_000, "items": 400, "interactions": 200_000}
@@ -196,3 +197,37 @@ def test_bad_sizes_say_what_to_change(tmp_path: Path, kwargs: dict[str, int],
                                       message: str) -> None:
     with pytest.raises(ValueError, match=message):
         simulate(tmp_path, **{"users": 50, "items": 30, "interactions": 100, **kwargs})
+
+
+def test_choice_sampler_draws_in_proportion_to_the_weights() -> None:
+    """The two-level sampler (chunk, then column) on rows wider than a chunk, with a ragged
+    last chunk and zero weights: frequencies match the weights, zeros are never drawn."""
+    rng = np.random.default_rng(3)
+    width = 2 * stream.CHUNK + 37
+    weight = rng.exponential(size=(3, width)).astype(np.float32) ** 3
+    weight[:, ::5] = 0
+    weight[2, :] = 0
+    weight[2, -1] = 1.0  # all of row 2's mass on the last column of the ragged chunk
+    who = np.repeat(np.arange(3), 60_000)
+    col = stream.sample_choice(weight, who, np.random.default_rng(4))
+    assert (weight[who, col] > 0).all()
+    assert (col[who == 2] == width - 1).all()
+    for row in (0, 1):
+        p = weight[row] / weight[row].sum()
+        seen = np.bincount(col[who == row], minlength=width) / 60_000
+        assert np.abs(seen - p).max() < 5 * np.sqrt(p.max() / 60_000)
+
+
+def test_any_engine_gives_the_same_files(tmp_path: Path, dask_cluster: str,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shop drawn in partitions on a real two-worker Dask cluster is byte for byte the one
+    drawn here (each block of users has its own random stream)."""
+    from shopgraph.parallel import open_engine
+
+    monkeypatch.setattr(stream, "CELLS", 455 * 40)  # blocks of 40 users: 8 blocks,
+    monkeypatch.setattr(stream, "BLOCKS_PER_TASK", 3)  # in 3 partitions
+    here = simulate(tmp_path / "here", seed=1, **SMALL)
+    with open_engine(dask_cluster) as engine:
+        there = simulate(tmp_path / "there", seed=1, engine=engine, **SMALL)
+    assert digests(tmp_path / "here", here["files"]) == digests(tmp_path / "there",
+                                                                 there["files"])

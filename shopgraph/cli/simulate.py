@@ -22,6 +22,11 @@ def simulate(
         min=0, help="Expected number of views, carts and purchases in the ingestable files "
                     "(the realised number is close to it).")] = 500_000,
     seed: Annotated[int, typer.Option(help="Seed: the same options give identical files.")] = 0,
+    engine: Annotated[str | None, typer.Option(
+        "--engine", show_default=False,
+        help="Where the users' streams are drawn: 'local' (this process) or a Dask scheduler "
+             "address such as tcp://host:8786 (default: SHOPGRAPH_ENGINE, else local). "
+             "The files are the same either way.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Simulate a shop with known ground truth: users with hidden tastes and types, a catalogue,
@@ -30,12 +35,16 @@ def simulate(
 
     Ingest it with `shopgraph ingest tabular OUT/mapping.toml`; see docs/simulator.md.
     """
+    from shopgraph.config import load_engine_config
+    from shopgraph.parallel import open_engine
     from shopgraph.simulator import simulate as run_simulation
 
+    address = load_engine_config(None, address=engine).address
     err.print(f"simulating {users:,} users, {items:,} items, ~{interactions:,} interactions "
-              f"(seed {seed}) into {output} ...")
-    summary = run_simulation(output, users=users, items=items, interactions=interactions,
-                             seed=seed)
+              f"(seed {seed}) into {output} ({address}) ...")
+    with open_engine(address) as runner:
+        summary = run_simulation(output, users=users, items=items, interactions=interactions,
+                                 seed=seed, engine=runner)
     if as_json:
         print_json(summary)
         return

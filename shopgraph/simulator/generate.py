@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shopgraph.parallel import Engine
 from shopgraph.simulator import files
 from shopgraph.simulator.campaigns import TERMS, Campaign, Campaigns, Outcome, draw_campaigns
 from shopgraph.simulator.params import ARMS, OFFERS, ORIGIN, TYPES, SimParams
@@ -34,7 +35,7 @@ PREFIX = ("v", "c", "p")
 def simulate(out_dir: str | Path, *, users: int = 20_000, items: int = 5_000,
              interactions: int = 500_000, seed: int = 0, days: int = 365,
              horizon_days: int = 90, categories: int | None = None,
-             params: SimParams | None = None) -> dict[str, Any]:
+             params: SimParams | None = None, engine: Engine | None = None) -> dict[str, Any]:
     """Simulate a shop with known ground truth and write it to ``out_dir``.
 
     Args:
@@ -50,6 +51,8 @@ def simulate(out_dir: str | Path, *, users: int = 20_000, items: int = 5_000,
             scored by the churn truth.
         categories: number of categories (default: items / 100, between 4 and 24).
         params: the generative model's parameters (default :class:`SimParams`).
+        engine: where the users' streams are drawn, in partitions (default: this process);
+            any engine gives the same files.
 
     Returns:
         A summary: sizes, counts per file, dates, campaigns with their arms and conversion
@@ -75,7 +78,7 @@ def simulate(out_dir: str | Path, *, users: int = 20_000, items: int = 5_000,
     expected = lives.expected.sum()
     kappa = events_per_session(world, lives, seed)
     scale = interactions / (kappa * expected) if expected > 0 else 0.0
-    stream = draw_stream(world, lives, season, scale, days, origin, seed)
+    stream = draw_stream(world, lives, season, scale, days, origin, seed, engine)
     camps = draw_campaigns(world, lives.death_day, stream.logsumexp, days, origin, seed)
 
     uid = files.numbered("u", users)

@@ -71,14 +71,6 @@ def retriever(workspace: Path) -> Retriever:
     return Workspace(workspace).retriever()
 
 
-@pytest.fixture(scope="session")
-def dask_cluster() -> Iterator[str]:
-    """A real local Dask cluster of two single-threaded worker processes; its address."""
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster:
-        yield cluster.scheduler_address
-
-
 def stacked(blocks: Iterator[tuple[int, SearchResult]]) -> SearchResult:
     parts = list(blocks)
     assert [start for start, _ in parts] == sorted(start for start, _ in parts)
