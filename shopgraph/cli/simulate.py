@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from shopgraph.cli.options import JsonOpt
-from shopgraph.cli.output import err, out, print_json
+from shopgraph.cli.output import err, out, print_json, progress_bar
 
 
 def simulate(
@@ -42,9 +42,9 @@ def simulate(
     address = load_engine_config(None, address=engine).address
     err.print(f"simulating {users:,} users, {items:,} items, ~{interactions:,} interactions "
               f"(seed {seed}) into {output} ({address}) ...")
-    with open_engine(address) as runner:
+    with open_engine(address) as runner, progress_bar("draw users", quiet=as_json) as update:
         summary = run_simulation(output, users=users, items=items, interactions=interactions,
-                                 seed=seed, engine=runner)
+                                 seed=seed, engine=runner, on_progress=update)
     if as_json:
         print_json(summary)
         return

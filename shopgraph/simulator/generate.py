@@ -6,7 +6,7 @@ ground truth. The generative model is in ``docs/simulator.md``; the steps are in
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,8 @@ PREFIX = ("v", "c", "p")
 def simulate(out_dir: str | Path, *, users: int = 20_000, items: int = 5_000,
              interactions: int = 500_000, seed: int = 0, days: int = 365,
              horizon_days: int = 90, categories: int | None = None,
-             params: SimParams | None = None, engine: Engine | None = None) -> dict[str, Any]:
+             params: SimParams | None = None, engine: Engine | None = None,
+             on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Simulate a shop with known ground truth and write it to ``out_dir``.
 
     Args:
@@ -53,6 +54,7 @@ def simulate(out_dir: str | Path, *, users: int = 20_000, items: int = 5_000,
         params: the generative model's parameters (default :class:`SimParams`).
         engine: where the users' streams are drawn, in partitions (default: this process);
             any engine gives the same files.
+        on_progress: called as ``(users done, users)`` while the streams are drawn.
 
     Returns:
         A summary: sizes, counts per file, dates, campaigns with their arms and conversion
@@ -78,7 +80,8 @@ def simulate(out_dir: str | Path, *, users: int = 20_000, items: int = 5_000,
     expected = lives.expected.sum()
     kappa = events_per_session(world, lives, seed)
     scale = interactions / (kappa * expected) if expected > 0 else 0.0
-    stream = draw_stream(world, lives, season, scale, days, origin, seed, engine)
+    stream = draw_stream(world, lives, season, scale, days, origin, seed, engine,
+                         on_progress)
     camps = draw_campaigns(world, lives.death_day, stream.logsumexp, days, origin, seed)
 
     uid = files.numbered("u", users)

@@ -243,12 +243,14 @@ class _Shop:
 
 
 def draw_stream(w: World, lives: Lives, season: np.ndarray, scale: float, days: int,
-                origin: int, seed: int, engine: Engine | None = None) -> Stream:
+                origin: int, seed: int, engine: Engine | None = None,
+                on_progress: Callable[[int, int], None] | None = None) -> Stream:
     """Sessions, views, carts and buys of every user (stage 3 of the seed's streams).
 
     Users go in blocks of about :data:`CELLS` utilities, each block drawing from its own
     stream, and :data:`BLOCKS_PER_TASK` blocks make a partition of ``engine`` (default: this
-    process), so the result is the same whichever engine ran it.
+    process), so the result is the same whichever engine ran it. ``on_progress(done, total)``
+    is called with the users drawn so far.
     """
     n, span = len(w.join_day), len(season)
     step = max(16, CELLS // max(len(w.item_bias), span))
@@ -263,6 +265,8 @@ def draw_stream(w: World, lives: Lives, season: np.ndarray, scale: float, days: 
         parts += events
         lse.append(block_lse)
         no_buy.append(block_no_buy)
+        if on_progress:
+            on_progress(sum(map(len, lse)), n)
     user, item, ts, kind = (np.concatenate(c) for c in zip(*parts))
     return Stream(user.astype(np.int64), item.astype(np.int64), ts.astype(np.int64), kind,
                   np.concatenate(lse), np.concatenate(no_buy))
