@@ -18,11 +18,13 @@ server's peak (both run at once).
 One JSON line per size (``users``, ``items``, ``interactions``, ``steps``: name ->
 ``seconds``, ``peak_rss_mb``; ``total_s``, ``peak_rss_mb``), then a summary line with
 ``growth_exponent`` (step -> the least-squares slope of log seconds on log interactions across
-the sizes) and ``bulk_speedup`` (``--bulk``: the bulk first load against the row-by-row ingest
-of the same shop, when the bulk path exists; else null).
+the sizes) and ``bulk_speedup`` (size -> the row-by-row ``ingest`` step's seconds over the bulk
+first load's; null without ``--bulk``). With ``--bulk`` each size also loads the shop with
+``shopgraph ingest tabular <shop>/mapping.toml --bulk`` into a fresh workspace of its own, after
+the steps (its line's ``bulk``: ``seconds``, ``peak_rss_mb``, the server's and the ratio).
 
     python bench/scale.py [--sizes 20000,200000,1000000] [--folder DIR] [--heap 4g]
-                          [--steps ingest,train,...] [--keep]
+                          [--steps ingest,train,...] [--bulk] [--keep]
 
 ``--folder`` keeps the simulated shops (reused when present) and workspaces; by default both go
 to a temporary folder removed at the end. Never run by the tests.
@@ -115,7 +117,8 @@ def step_command(step: str, shop: Path, ws: Path, out: Path) -> list[str]:
     return [str(BIN), "run", str(shop / "run.toml"), "--step", step, *common]
 
 
-def run_size(users: int, folder: Path, steps: tuple[str, ...], heap: str) -> dict[str, Any]:
+def run_size(users: int, folder: Path, steps: tuple[str, ...], heap: str,
+             bulk: bool = False) -> dict[str, Any]:
     """Simulate (or reuse) the shop of ``users`` users and time every step on it."""
     items, interactions = shape(users)
     shop, ws, out = folder / f"shop{users}", folder / f"ws{users}", folder / f"out{users}"
@@ -143,7 +146,29 @@ def run_size(users: int, folder: Path, steps: tuple[str, ...], heap: str) -> dic
     client = max((s["peak_rss_mb"] for s in result["steps"].values()), default=0.0)
     result["server_peak_rss_mb"] = round(watch.peak_mb, 1)
     result["peak_rss_mb"] = round(client + watch.peak_mb, 1)
+    if bulk:
+        result["bulk"] = bulk_load(shop, folder / f"ws{users}-bulk", log, heap)
+        if "ingest" in result["steps"]:
+            result["bulk"]["speedup"] = round(
+                result["steps"]["ingest"]["seconds"] / result["bulk"]["seconds"], 2)
     return result
+
+
+def bulk_load(shop: Path, ws: Path, log: Path, heap: str) -> dict[str, Any]:
+    """The bulk first load of ``shop`` into the fresh workspace ``ws`` (removed after)."""
+    shutil.rmtree(ws, ignore_errors=True)
+    ws.mkdir(parents=True)
+    (ws / "shopgraph.toml").write_text(f'[db]\nheap = "{heap}"\n')
+    try:
+        with ServerWatch(ws) as watch:
+            done: dict[str, Any] = timed([str(BIN), "ingest", "tabular", str(shop / "mapping.toml"),
+                                          "--bulk", "--workspace", str(ws)], log)
+    finally:
+        subprocess.run([str(BIN), "db", "stop", "--workspace", str(ws)], check=False,
+                       capture_output=True)
+        shutil.rmtree(ws, ignore_errors=True)
+    done["server_peak_rss_mb"] = round(watch.peak_mb, 1)
+    return done
 
 
 def _interactions(path: Path) -> int | None:
@@ -161,7 +186,8 @@ def growth(rows: list[dict[str, Any]]) -> dict[str, float | None]:
     than two sizes ran the step)."""
     slopes: dict[str, float | None] = {}
     for step in STEPS:
-        pts = [(math.log(r["interactions"] or 25 * r["users"]), math.log(r["steps"][step]["seconds"]))
+        pts = [(math.log(r["interactions"] or 25 * r["users"]),
+                math.log(r["steps"][step]["seconds"]))
                for r in rows if step in r["steps"] and r["steps"][step]["seconds"] > 0]
         if len(pts) < 2:
             slopes[step] = None
@@ -179,6 +205,8 @@ def main() -> None:
     ap.add_argument("--folder", type=Path, help="keep shops and workspaces here (reused)")
     ap.add_argument("--heap", default="4g", help="the embedded server's Java heap")
     ap.add_argument("--steps", default=",".join(STEPS))
+    ap.add_argument("--bulk", action="store_true",
+                    help="also time the bulk first load of each shop (a workspace of its own)")
     ap.add_argument("--keep", action="store_true", help="keep the workspaces")
     args = ap.parse_args()
     steps = tuple(s for s in args.steps.split(",") if s)
@@ -190,7 +218,7 @@ def main() -> None:
     rows = []
     try:
         for users in (int(s) for s in args.sizes.split(",")):
-            row = run_size(users, folder, steps, args.heap)
+            row = run_size(users, folder, steps, args.heap, args.bulk)
             rows.append(row)
             print(json.dumps(row), flush=True)
             if not args.keep:
@@ -199,7 +227,8 @@ def main() -> None:
         if args.folder is None:
             shutil.rmtree(folder, ignore_errors=True)
     print(json.dumps({"sizes": [r["users"] for r in rows], "growth_exponent": growth(rows),
-                      "bulk_speedup": None, "date": dt.date.today().isoformat(),
+                      "bulk_speedup": ({str(r["users"]): r["bulk"].get("speedup") for r in rows}
+                                       if args.bulk else None), "date": dt.date.today().isoformat(),
                       "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                       "command": " ".join(["python", *sys.argv])}), flush=True)
 
