@@ -16,8 +16,16 @@ from typer.testing import CliRunner
 from shopgraph.cli.simulate import simulate as simulate_command
 from shopgraph.graphdb.formats import load
 from shopgraph.graphdb.tables import campaign_log, purchases, user_features
-from shopgraph.simulator import ARMS, OFFERS, TYPES, load_truth, simulate, true_scores, true_top_k
-from shopgraph.simulator import stream
+from shopgraph.simulator import (
+    ARMS,
+    OFFERS,
+    TYPES,
+    load_truth,
+    simulate,
+    stream,
+    true_scores,
+    true_top_k,
+)
 
 SMALL = {"users": 300, "items": 200, "interactions": 6_000}
 MEDIUM = {"users": 10_000, "items": 400, "interactions": 200_000}

@@ -45,11 +45,11 @@ import pandas as pd
 from shopgraph.artifacts import atomic_path, fingerprint
 from shopgraph.config import LoopConfig
 from shopgraph.errors import InsufficientDataError
+from shopgraph.gnn.registry import MODELS
 from shopgraph.graphdb import tables
 from shopgraph.graphdb.formats import load
 from shopgraph.graphdb.frames import NodeFrame, SourceData
 from shopgraph.graphdb.ingest import ingest
-from shopgraph.gnn.registry import MODELS
 from shopgraph.jobs import writeback
 from shopgraph.jobs.update import update_model
 from shopgraph.layout import WorkspaceLayout

@@ -14,8 +14,8 @@ import pytest
 
 from shopgraph.config import load_run_config
 from shopgraph.gnn.checkpoint import load_checkpoint
-from shopgraph.graphdb.formats import load
 from shopgraph.graphdb import tables
+from shopgraph.graphdb.formats import load
 from shopgraph.graphdb.server import EmbeddedServer
 from shopgraph.jobs import loop as loop_job
 from shopgraph.simulator import simulate
