@@ -239,3 +239,25 @@ def test_any_engine_gives_the_same_files(tmp_path: Path, dask_cluster: str,
         there = simulate(tmp_path / "there", seed=1, engine=engine, **SMALL)
     assert digests(tmp_path / "here", here["files"]) == digests(tmp_path / "there",
                                                                  there["files"])
+
+
+def test_the_stream_does_not_depend_on_the_blas_threads() -> None:
+    """A worker with one BLAS thread and a client with several draw the same stream: BLAS
+    splits a threaded product differently, which moved utilities by an ulp (and could move a
+    draw) before the stream's products were pinned to one thread."""
+    from threadpoolctl import threadpool_limits
+
+    from shopgraph.parallel import LocalEngine
+    from shopgraph.simulator.params import SimParams
+    from shopgraph.simulator.world import draw_world, seasonality
+
+    p = SimParams()
+    world = draw_world(p, 300, 20_000, 24, 365, 0)
+    season = seasonality(np.arange(455), p)
+    lives = stream.draw_lives(world, season, 365, 0)
+    runs = []
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            runs.append(stream.draw_stream(world, lives, season, 0.5, 365, 0, 0, LocalEngine()))
+    for field in ("user", "item", "ts", "kind", "logsumexp", "p_no_purchase"):
+        np.testing.assert_array_equal(getattr(runs[0], field), getattr(runs[1], field), field)

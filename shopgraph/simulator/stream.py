@@ -26,6 +26,7 @@ from functools import partial
 
 import numpy as np
 from scipy.special import expit
+from threadpoolctl import threadpool_limits
 
 from shopgraph.parallel import Engine, LocalEngine
 from shopgraph.simulator.params import HOURLY, SimParams
@@ -274,7 +275,17 @@ def draw_stream(w: World, lives: Lives, season: np.ndarray, scale: float, days: 
 
 def _stream_blocks(shop: _Shop, blocks: range
                    ) -> tuple[list[tuple[np.ndarray, ...]], np.ndarray, np.ndarray]:
-    """The events of the users of ``blocks``, their log-sum-exps and P(no purchase)."""
+    """The events of the users of ``blocks``, their log-sum-exps and P(no purchase).
+
+    BLAS runs on one thread here: a threaded product splits the sums differently, so the
+    utilities (and, rarely, a draw) would depend on where the partition ran.
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _draw_blocks(shop, blocks)
+
+
+def _draw_blocks(shop: _Shop, blocks: range
+                 ) -> tuple[list[tuple[np.ndarray, ...]], np.ndarray, np.ndarray]:
     w, lives, season, days = shop.world, shop.lives, shop.season, shop.days
     p, n, span = w.params, len(w.join_day), len(season)
     t, item_f = np.arange(span), w.item_factors().astype(np.float32)
