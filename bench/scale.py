@@ -114,7 +114,14 @@ def step_command(step: str, shop: Path, ws: Path, out: Path) -> list[str]:
     if step == "recommend":
         return [str(BIN), "recommend", "--all", "-k", "20", "--output",
                 str(out / "recommendations.parquet"), *common]
-    return [str(BIN), "run", str(shop / "run.toml"), "--step", step, *common]
+    return [str(BIN), "run", str(shop / "run-rows.toml"), "--step", step, *common]
+
+
+def rows_config(shop: Path) -> None:
+    """``run-rows.toml``: the shop's ``run.toml`` with ``first_load = "rows"``, so the
+    ``ingest`` step is the row-by-row ingest at every size (``--bulk`` times the bulk load)."""
+    text = (shop / "run.toml").read_text()
+    (shop / "run-rows.toml").write_text(text.replace("[run]\n", '[run]\nfirst_load = "rows"\n', 1))
 
 
 def run_size(users: int, folder: Path, steps: tuple[str, ...], heap: str,
@@ -128,6 +135,7 @@ def run_size(users: int, folder: Path, steps: tuple[str, ...], heap: str,
         result["steps"]["simulate"] = timed(
             [str(BIN), "simulate", "--out", str(shop), "--users", str(users), "--items",
              str(items), "--interactions", str(interactions)], log)
+    rows_config(shop)
     for path in (ws, out):
         shutil.rmtree(path, ignore_errors=True)
     out.mkdir(parents=True)

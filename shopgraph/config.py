@@ -399,6 +399,12 @@ class ReportConfig:
     title: str | None = None
 
 
+BULK_FIRST_LOAD_EDGES = 1_000_000
+"""``first_load = "auto"`` takes the bulk loader from this many interactions (about a minute
+row by row here): below, the row-by-row ingest, which resumes batch by batch after a failure,
+costs little more than the importer's start."""
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """``[run]``: the steps of ``shopgraph run`` and their settings.
@@ -408,6 +414,11 @@ class RunConfig:
         source: the dataset to ingest (absolute; relative in the file to the file's folder).
         format: the dataset's format.
         model: the embedding model.
+        first_load: how the ingest step fills an empty database on the workspace's embedded
+            server: ``auto`` (the bulk loader for a source of at least
+            :data:`BULK_FIRST_LOAD_EDGES` interactions, row by row below), ``bulk`` (always the
+            bulk loader) or ``rows`` (always row by row). A database with data is always added
+            to row by row; see ``docs/bulk-load.md``.
         truth: the simulator's ground truth to score against (absolute, like ``source``).
         train: ``[run.train]``.
         index: ``[run.index]``.
@@ -422,6 +433,7 @@ class RunConfig:
     source: Path | None = None
     format: str = "tabular"
     model: str = "spectral"
+    first_load: str = field(default="auto", metadata=_choices("auto", "bulk", "rows"))
     truth: Path | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
     index: IndexConfig = field(default_factory=IndexConfig)

@@ -28,13 +28,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shopgraph.artifacts import file_sha256, fingerprint, write_json
-from shopgraph.config import RunConfig, TrainConfig
+from shopgraph.config import BULK_FIRST_LOAD_EDGES, RunConfig, TrainConfig
 from shopgraph.errors import ConfigError, InsufficientDataError
 from shopgraph.layout import WorkspaceLayout
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
+    from shopgraph.graphdb.frames import SourceData
+    from shopgraph.graphdb.ingest import IngestSummary
     from shopgraph.graphdb.store import GraphStore
     from shopgraph.retrieval.queries import Retriever
 
@@ -58,6 +60,12 @@ class Session(Protocol):
 
     def store(self) -> GraphStore:
         """A connected graph store."""
+
+    def bulk_loadable(self) -> bool:
+        """Whether the bulk first load can run: the embedded server, an empty database."""
+
+    def ingest(self, data: SourceData, *, bulk: bool = False) -> IngestSummary:
+        """Ingest ``data``, journalled; ``bulk``: the bulk first load of an empty database."""
 
     def retriever(self, model: str | None = None) -> Retriever:
         """The retriever over ``model``'s current index."""
@@ -214,16 +222,19 @@ class Pipeline:
     # -- steps -----------------------------------------------------------------------------
 
     def _ingest(self) -> dict[str, Any]:
+        """Ingest the source: an empty database on the embedded server through the bulk
+        loader when ``first_load`` asks for it (``auto``: a large source), else row by row."""
         from shopgraph.graphdb.formats import load
-        from shopgraph.graphdb.ingest import ingest
 
         assert self.config.source is not None
-        store = self.session.store()
-        summary = ingest(store, load(self.config.format, self.config.source),
-                         journal=self.layout.changes)
-        self.results["data"] = store.summary()
+        data = load(self.config.format, self.config.source)
+        large = sum(ef.rows for ef in data.edges) >= BULK_FIRST_LOAD_EDGES
+        want = {"bulk": True, "rows": False}.get(self.config.first_load, large)
+        bulk = want and self.session.bulk_loadable()
+        summary = self.session.ingest(data, bulk=bulk)
+        self.results["data"] = self.session.store().summary()
         return {"fingerprint": fingerprint(self._source_fingerprint()),
-                "written": summary.relationships_written}
+                "written": summary.relationships_written, "bulk": bulk}
 
     def _train(self) -> dict[str, Any]:
         """Train; or, when the model was trained by an earlier run with the same settings and

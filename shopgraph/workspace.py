@@ -124,6 +124,11 @@ class Workspace:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def bulk_loadable(self) -> bool:
+        """Whether :meth:`ingest` can take the bulk first load: the workspace's embedded
+        server (the importer runs on its files) and an empty database."""
+        return self.db.embedded and self.store().is_empty()
+
     def ingest(self, data: SourceData, *, batch_size: int = 10_000, strict: bool = True,
                on_progress: Progress | None = None, bulk: bool = False) -> IngestSummary:
         """Ingest a loader's data, recording in the workspace's journal which users got new

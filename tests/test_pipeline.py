@@ -54,6 +54,8 @@ def test_run_every_step_then_skip_what_did_not_change(graph_server: EmbeddedServ
             assert f'data-plot="{plot}"' in page, plot
         saved = json.loads((ws.path / "run" / "results.json").read_text())
         assert saved["target"]["run_id"] == target["run_id"]
+        state = json.loads((ws.path / "run" / "state.json").read_text())
+        assert state["ingest"]["output"]["bulk"] is False  # auto: a small source, row by row
 
         seen.clear()
         Pipeline(ws, config, on_step=lambda s, status, _: seen.append((s, status))).run()
@@ -176,3 +178,32 @@ def test_new_events_update_the_model_instead_of_training_it_again(
         ws.run(config, step="train", force=True)
         state = json.loads((ws.path / "run" / "state.json").read_text())
         assert "update" not in state["train"]["output"]
+
+
+def test_a_first_load_can_go_through_the_bulk_loader_and_later_ones_add_row_by_row(
+        tmp_path: Path) -> None:
+    """``first_load = "bulk"``: the empty database of the workspace's own server is filled by
+    the importer (the same counts as the source); the next ingest, with new events, adds them
+    row by row on top of it (the ledger and the eid constraint came with the bulk load)."""
+    shop = tmp_path / "shop"
+    simulate(shop, users=300, items=100, interactions=6_000, seed=5)
+    config = replace(load_run_config(shop / "run.toml"), first_load="bulk")
+    folder = tmp_path / "ws"
+    folder.mkdir()
+    (folder / "shopgraph.toml").write_text('[db]\nheap = "1g"\n')
+    views = pd.read_parquet(shop / "views.parquet")
+    try:
+        with Workspace(folder) as ws:
+            ws.run(config, step="ingest")
+            output = json.loads((folder / "run" / "state.json").read_text())["ingest"]["output"]
+            assert output["bulk"] is True
+            assert ws.summary()["relationships"]["VIEWED"] == len(views)
+            more = views.sample(50, random_state=0).assign(
+                event_id=[f"vnew{i}" for i in range(50)], ts=int(views["ts"].max()) + 60)
+            pd.concat([views, more], ignore_index=True).to_parquet(shop / "views.parquet")
+            ws.run(config, step="ingest")
+            output = json.loads((folder / "run" / "state.json").read_text())["ingest"]["output"]
+            assert output["bulk"] is False and output["written"] == 50
+            assert ws.summary()["relationships"]["VIEWED"] == len(views) + 50
+    finally:
+        Workspace(folder).server().stop()
