@@ -9,6 +9,8 @@ the engine's.
 
     python bench/simulate.py [--users 4000] [--items 100000] [--engine local-cluster]
 
+Without ``--engine`` it also runs on an older tree (``PYTHONPATH=<tree>``), for a before/after.
+
 Never run by the tests.
 """
 
@@ -56,6 +58,8 @@ def main() -> None:
     cells = args.users * args.items
 
     def draw(engine: Engine) -> Stream:
+        if isinstance(engine, LocalEngine):  # the call of older trees too (PYTHONPATH=<tree>)
+            return draw_stream(world, lives, season, scale, days, 0, seed)
         return draw_stream(world, lives, season, scale, days, 0, seed, engine)
 
     runs: dict[str, Any] = {}
