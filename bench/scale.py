@@ -24,7 +24,8 @@ first load's; null without ``--bulk``). With ``--bulk`` each size also loads the
 the steps (its line's ``bulk``: ``seconds``, ``peak_rss_mb``, the server's and the ratio).
 
     python bench/scale.py [--sizes 20000,200000,1000000] [--folder DIR] [--heap 4g]
-                          [--steps ingest,train,...] [--bulk] [--keep]
+                          [--steps ingest,train,...] [--bulk] [--first-load rows|bulk]
+                          [--keep]
 
 ``--folder`` keeps the simulated shops (reused when present) and workspaces; by default both go
 to a temporary folder removed at the end. Never run by the tests.
@@ -106,7 +107,8 @@ def timed(cmd: list[str], log: Path) -> dict[str, float]:
     return {"seconds": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
 
 
-def step_command(step: str, shop: Path, ws: Path, out: Path) -> list[str]:
+def step_command(step: str, shop: Path, ws: Path, out: Path, first_load: str = "rows"
+                 ) -> list[str]:
     """The command a user would type for ``step``."""
     common = ["--workspace", str(ws)]
     if step == "export":
@@ -114,18 +116,19 @@ def step_command(step: str, shop: Path, ws: Path, out: Path) -> list[str]:
     if step == "recommend":
         return [str(BIN), "recommend", "--all", "-k", "20", "--output",
                 str(out / "recommendations.parquet"), *common]
-    return [str(BIN), "run", str(shop / "run-rows.toml"), "--step", step, *common]
+    return [str(BIN), "run", str(shop / f"run-{first_load}.toml"), "--step", step, *common]
 
 
-def rows_config(shop: Path) -> None:
-    """``run-rows.toml``: the shop's ``run.toml`` with ``first_load = "rows"``, so the
-    ``ingest`` step is the row-by-row ingest at every size (``--bulk`` times the bulk load)."""
+def load_config(shop: Path, first_load: str) -> None:
+    """``run-<first_load>.toml``: the shop's ``run.toml`` with that ``first_load``, so the
+    ``ingest`` step is the row-by-row ingest at every size unless ``--first-load bulk``."""
     text = (shop / "run.toml").read_text()
-    (shop / "run-rows.toml").write_text(text.replace("[run]\n", '[run]\nfirst_load = "rows"\n', 1))
+    (shop / f"run-{first_load}.toml").write_text(
+        text.replace("[run]\n", f'[run]\nfirst_load = "{first_load}"\n', 1))
 
 
 def run_size(users: int, folder: Path, steps: tuple[str, ...], heap: str,
-             bulk: bool = False) -> dict[str, Any]:
+             bulk: bool = False, first_load: str = "rows") -> dict[str, Any]:
     """Simulate (or reuse) the shop of ``users`` users and time every step on it."""
     items, interactions = shape(users)
     shop, ws, out = folder / f"shop{users}", folder / f"ws{users}", folder / f"out{users}"
@@ -135,7 +138,8 @@ def run_size(users: int, folder: Path, steps: tuple[str, ...], heap: str,
         result["steps"]["simulate"] = timed(
             [str(BIN), "simulate", "--out", str(shop), "--users", str(users), "--items",
              str(items), "--interactions", str(interactions)], log)
-    rows_config(shop)
+    load_config(shop, first_load)
+    result["first_load"] = first_load
     for path in (ws, out):
         shutil.rmtree(path, ignore_errors=True)
     out.mkdir(parents=True)
@@ -145,7 +149,8 @@ def run_size(users: int, folder: Path, steps: tuple[str, ...], heap: str,
         with ServerWatch(ws) as watch:
             for step in steps:
                 if step != "simulate":
-                    result["steps"][step] = timed(step_command(step, shop, ws, out), log)
+                    result["steps"][step] = timed(
+                        step_command(step, shop, ws, out, first_load), log)
     finally:
         subprocess.run([str(BIN), "db", "stop", "--workspace", str(ws)], check=False,
                        capture_output=True)
@@ -215,6 +220,8 @@ def main() -> None:
     ap.add_argument("--steps", default=",".join(STEPS))
     ap.add_argument("--bulk", action="store_true",
                     help="also time the bulk first load of each shop (a workspace of its own)")
+    ap.add_argument("--first-load", choices=("rows", "bulk"), default="rows",
+                    help="the ingest step's first load ([run] first_load)")
     ap.add_argument("--keep", action="store_true", help="keep the workspaces")
     args = ap.parse_args()
     steps = tuple(s for s in args.steps.split(",") if s)
@@ -226,7 +233,7 @@ def main() -> None:
     rows = []
     try:
         for users in (int(s) for s in args.sizes.split(",")):
-            row = run_size(users, folder, steps, args.heap, args.bulk)
+            row = run_size(users, folder, steps, args.heap, args.bulk, args.first_load)
             rows.append(row)
             print(json.dumps(row), flush=True)
             if not args.keep:
