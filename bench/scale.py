@@ -25,10 +25,12 @@ the steps (its line's ``bulk``: ``seconds``, ``peak_rss_mb``, the server's and t
 
     python bench/scale.py [--sizes 20000,200000,1000000] [--folder DIR] [--heap 4g]
                           [--steps ingest,train,...] [--bulk] [--first-load rows|bulk]
-                          [--keep]
+                          [--keep] [--resume]
 
 ``--folder`` keeps the simulated shops (reused when present) and workspaces; by default both go
-to a temporary folder removed at the end. Never run by the tests.
+to a temporary folder removed at the end; ``--resume`` runs ``--steps`` in the workspaces an
+earlier ``--keep`` run left there (its line has ``"resumed": true`` and only those steps). Never
+run by the tests.
 """
 
 from __future__ import annotations
@@ -128,8 +130,10 @@ def load_config(shop: Path, first_load: str) -> None:
 
 
 def run_size(users: int, folder: Path, steps: tuple[str, ...], heap: str,
-             bulk: bool = False, first_load: str = "rows") -> dict[str, Any]:
-    """Simulate (or reuse) the shop of ``users`` users and time every step on it."""
+             bulk: bool = False, first_load: str = "rows", resume: bool = False
+             ) -> dict[str, Any]:
+    """Simulate (or reuse) the shop of ``users`` users and time every step on it (``resume``:
+    in the workspace an earlier run kept, for the steps it did not finish)."""
     items, interactions = shape(users)
     shop, ws, out = folder / f"shop{users}", folder / f"ws{users}", folder / f"out{users}"
     log = folder / f"scale{users}.log"
@@ -140,10 +144,14 @@ def run_size(users: int, folder: Path, steps: tuple[str, ...], heap: str,
              str(items), "--interactions", str(interactions)], log)
     load_config(shop, first_load)
     result["first_load"] = first_load
-    for path in (ws, out):
-        shutil.rmtree(path, ignore_errors=True)
-    out.mkdir(parents=True)
-    ws.mkdir(parents=True)
+    if resume:
+        result["resumed"] = True
+        out.mkdir(parents=True, exist_ok=True)
+    else:
+        for path in (ws, out):
+            shutil.rmtree(path, ignore_errors=True)
+        out.mkdir(parents=True)
+        ws.mkdir(parents=True)
     (ws / "shopgraph.toml").write_text(f'[db]\nheap = "{heap}"\n')
     try:
         with ServerWatch(ws) as watch:
@@ -223,6 +231,8 @@ def main() -> None:
     ap.add_argument("--first-load", choices=("rows", "bulk"), default="rows",
                     help="the ingest step's first load ([run] first_load)")
     ap.add_argument("--keep", action="store_true", help="keep the workspaces")
+    ap.add_argument("--resume", action="store_true",
+                    help="run --steps in the workspaces a --keep run left (in --folder)")
     args = ap.parse_args()
     steps = tuple(s for s in args.steps.split(",") if s)
     unknown = set(steps) - set(STEPS)
@@ -233,7 +243,8 @@ def main() -> None:
     rows = []
     try:
         for users in (int(s) for s in args.sizes.split(",")):
-            row = run_size(users, folder, steps, args.heap, args.bulk, args.first_load)
+            row = run_size(users, folder, steps, args.heap, args.bulk, args.first_load,
+                           args.resume)
             rows.append(row)
             print(json.dumps(row), flush=True)
             if not args.keep:

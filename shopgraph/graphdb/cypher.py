@@ -79,12 +79,16 @@ CAMPAIGN_ITEMS = (
 
 # Interaction edges grouped by start node: one record per user, far fewer records to decode.
 # ``collect`` drops nulls, so missing values are replaced by the sentinels $no_ts and $no_value
-# to keep the lists aligned.
+# to keep the lists aligned. The server holds the groups in memory, so a type with many edges
+# is read a batch of users at a time (the ``*_OF_USERS`` forms, through the id index; see
+# :func:`shopgraph.graphdb.export.grouped_by_user`).
 EDGES_BY_SOURCE = (
     "MATCH (s:{src})-[r:{rel}]->(d:{dst}) "
     "RETURN s.id AS s, collect(d.id) AS d, collect(coalesce(r.ts, $no_ts)) AS ts, "
     "collect(coalesce(r.value, $no_value)) AS v"
 )
+EDGES_OF_USERS = ("UNWIND $ids AS id MATCH (s:{src} {{id: id}})-[r:{rel}]->(d:{dst}) "
+                  + EDGES_BY_SOURCE[EDGES_BY_SOURCE.index("RETURN"):])
 
 # The times and values of one type's edges, grouped by start node (for the purchases table: no
 # end node, arm or run id to decode); missing values as the sentinels $no_ts and $no_value.
@@ -93,6 +97,8 @@ EDGE_TIMES_BY_SOURCE = (
     "RETURN s.id AS s, collect(coalesce(r.ts, $no_ts)) AS ts, "
     "collect(coalesce(r.value, $no_value)) AS v"
 )
+EDGE_TIMES_OF_USERS = ("UNWIND $ids AS id MATCH (s:{src} {{id: id}})-[r:{rel}]->(:{dst}) "
+                       + EDGE_TIMES_BY_SOURCE[EDGE_TIMES_BY_SOURCE.index("RETURN"):])
 
 # Every user with its number of edges of each type (``COUNT {}`` walks each user's edge list: on
 # the 20k-user shop 7x cheaper than streaming the edges); ``{counts}`` is filled by
@@ -100,13 +106,6 @@ EDGE_TIMES_BY_SOURCE = (
 USER_EDGE_COUNTS = "MATCH (s:User) RETURN s.id AS s{counts}"
 USER_EDGE_COUNT = ", COUNT {{ (s)-[:{rel}]->() }} AS n{k}"
 
-# The edges of one type of the users in ``$ids``, grouped by user (as EDGES_BY_SOURCE reads
-# them), through the id index.
-EDGES_OF_USERS = (
-    "UNWIND $ids AS id MATCH (s:{src} {{id: id}})-[r:{rel}]->(d:{dst}) "
-    "RETURN s.id AS s, collect(d.id) AS d, collect(coalesce(r.ts, $no_ts)) AS ts, "
-    "collect(coalesce(r.value, $no_value)) AS v"
-)
 
 
 def user_edge_counts(rels: Sequence[str]) -> str:

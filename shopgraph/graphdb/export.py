@@ -8,7 +8,7 @@ the same positions.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,6 +137,33 @@ class _Buffers:
         self._reset()
 
 
+EDGES_PER_QUERY = 2_000_000
+"""The most edges one grouped read asks the server to hold: ArcadeDB keeps a query's groups in
+its heap (within ``arcadedb.queryMaxHeapRAM``, 2 GB by default; the 1M-user shop's 21M views
+in one query broke it), so a type with more edges is read a batch of users at a time."""
+
+_BATCHED = {cypher.EDGES_BY_SOURCE: cypher.EDGES_OF_USERS,
+            cypher.EDGE_TIMES_BY_SOURCE: cypher.EDGE_TIMES_OF_USERS}
+
+
+def grouped_by_user(store: GraphStore, template: str, rel: str,
+                    user_ids: np.ndarray | None = None, what: str = "exporting",
+                    **params: Any) -> Iterator[Any]:
+    """The records of a grouped edge read (``EDGES_BY_SOURCE`` or ``EDGE_TIMES_BY_SOURCE``) of
+    one type: one query when the type has at most :data:`EDGES_PER_QUERY` edges, else one per
+    batch of users (``user_ids``, default every User in the graph) sized to that many edges at
+    the type's mean degree. Users outside ``user_ids`` are not read in the batched form."""
+    n_edges = store.count_rels(rel)
+    if n_edges <= EDGES_PER_QUERY:
+        yield from store.stream(cypher.edges(template, rel), what=what, **params)
+        return
+    ids = (node_ids(store, "User") if user_ids is None else np.asarray(user_ids, str)).tolist()
+    step = max(1, int(EDGES_PER_QUERY * len(ids) / n_edges))
+    query = cypher.edges(_BATCHED[template], rel)
+    for start in range(0, len(ids), step):
+        yield from store.stream(query, what=what, ids=ids[start:start + step], **params)
+
+
 def export_interactions(store: GraphStore, rel_types: Sequence[str] | None = None,
                         user_ids: np.ndarray | None = None,
                         item_ids: np.ndarray | None = None,
@@ -163,10 +190,13 @@ def export_interactions(store: GraphStore, rel_types: Sequence[str] | None = Non
     parts: list[tuple[np.ndarray, ...]] = []
     for code, rel in enumerate(rel_types):
         buf = _Buffers(uindex, iindex, code, drop_unknown)
-        query = cypher.edges(cypher.EDGES_BY_SOURCE, rel)
-        for record in store.stream(query, no_ts=int(MISSING_TS), no_value=float("nan")):
+        for record in grouped_by_user(store, cypher.EDGES_BY_SOURCE, rel, uids,
+                                      no_ts=int(MISSING_TS), no_value=float("nan")):
             buf.add(record)
         buf.flush()
+        if not drop_unknown and sum(len(p[0]) for p in buf.parts) != store.count_rels(rel):
+            raise RuntimeError("an edge refers to a node missing from the id map; the graph "
+                               "changed during export, run it again")
         parts.extend(buf.parts)
     cols = [np.concatenate([p[k] for p in parts]) if parts else
             np.empty(0, dtype=dt) for k, dt in

@@ -115,14 +115,15 @@ def _edge_times(store: GraphStore, rel_types: Sequence[str]
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``user, ts, value`` of every timestamped ``rel_types`` relationship in the graph."""
     from shopgraph.graphdb import cypher
+    from shopgraph.graphdb.export import grouped_by_user
 
     users: list[str] = []
     counts: list[int] = []
     times: list[object] = []
     values: list[object] = []
     for rel in rel_types:
-        text = cypher.edges(cypher.EDGE_TIMES_BY_SOURCE, schema.rel(rel))
-        for s, t, v in store.stream(text, what="reading", no_ts=NO_TS, no_value=float("nan")):
+        for s, t, v in grouped_by_user(store, cypher.EDGE_TIMES_BY_SOURCE, schema.rel(rel),
+                                       what="reading", no_ts=NO_TS, no_value=float("nan")):
             users.append(str(s))
             counts.append(len(t))
             times.extend(t)

@@ -13,7 +13,7 @@ from neo4j.exceptions import ConstraintError
 from typer.testing import CliRunner
 
 from shopgraph.errors import GraphStoreError, IngestError
-from shopgraph.graphdb import cypher, schema
+from shopgraph.graphdb import cypher, export, schema
 from shopgraph.graphdb.export import MISSING_TS, export_interactions, export_item_features
 from shopgraph.graphdb.formats.lightgcn import load_lightgcn
 from shopgraph.graphdb.frames import NodeFrame
@@ -52,6 +52,30 @@ def test_round_trip_keeps_every_field(store: GraphStore, tmp_path: Path) -> None
     assert feats["categories"].tolist() == ["bags", "shoes"]
     assert feats["category"][by_id["i1"]] == 1 and feats["category"][by_id["i3"]] == -1
     assert feats["price"][by_id["i1"]] == 10.0 and np.isnan(feats["price"][by_id["i2"]])
+
+
+def test_a_type_with_more_edges_than_one_read_holds_is_read_a_batch_of_users_at_a_time(
+        store: GraphStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ingest(store, source(tmp_path, PAIRS, ts=[1, 2, 3, 4, 5], value=[1.0, 2.0, None, 4.0, 5.0]))
+
+    def rows(x: export.Interactions) -> list[tuple[str, str, int, float]]:
+        return sorted(zip(x.user_ids[x.users].tolist(), x.item_ids[x.items].tolist(),
+                          x.ts.tolist(), np.nan_to_num(x.value, nan=-1.0).tolist()))
+
+    whole = export_interactions(store, ["PURCHASED"])
+    queries: list[str] = []
+    stream = store.stream
+    monkeypatch.setattr(store, "stream", lambda text, *a, **kw: (
+        queries.append(text), stream(text, *a, **kw))[1])
+    monkeypatch.setattr(export, "EDGES_PER_QUERY", 2)  # 5 edges of 3 users: 1 user per read
+    batched = export_interactions(store, ["PURCHASED"])
+    assert sum(q.startswith("UNWIND $ids") for q in queries) == 3
+    assert rows(batched) == rows(whole) and batched.user_ids.tolist() == ["u1", "u2", "u3"]
+    with pytest.raises(RuntimeError, match="changed during export"):  # u3's edges not read
+        export_interactions(store, ["PURCHASED"], user_ids=np.array(["u1", "u2"]))
+    some = export_interactions(store, ["PURCHASED"], user_ids=np.array(["u1", "u2"]),
+                               drop_unknown=True)
+    assert rows(some) == [r for r in rows(whole) if r[0] != "u3"]
 
 
 def test_same_file_twice_changes_nothing(store: GraphStore, tmp_path: Path) -> None:

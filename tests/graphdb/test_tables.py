@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from shopgraph.graphdb import tables
+from shopgraph.graphdb import export, tables
 from shopgraph.graphdb.formats import load
 from shopgraph.graphdb.ingest import ingest
 from shopgraph.graphdb.store import GraphStore
@@ -50,8 +50,12 @@ def test_cdnow_purchases_from_graph_equal_the_file(store: GraphStore, shared_dat
         tables.user_features(source, ["shoe_size"])
 
 
+@pytest.mark.parametrize("edges_per_query", [None, 1], ids=["one read", "a read per user"])
 def test_grouped_purchases_read_equals_the_files_rows_with_gaps_and_two_types(
-        store: GraphStore, tmp_path: Path) -> None:
+        store: GraphStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        edges_per_query: int | None) -> None:
+    if edges_per_query is not None:
+        monkeypatch.setattr(export, "EDGES_PER_QUERY", edges_per_query)
     assert tables.purchases(store).empty  # nothing ingested yet: an empty, typed table
     assert list(tables.purchases(store).columns) == ["user_id", "ts", "value"]
     bought = source(tmp_path, [("u2", "i1"), ("u1", "i1"), ("u1", "i2"), ("u1", "i3"),
