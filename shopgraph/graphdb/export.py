@@ -9,6 +9,7 @@ the same positions.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,10 +138,11 @@ class _Buffers:
         self._reset()
 
 
-EDGES_PER_QUERY = 2_000_000
+EDGES_PER_QUERY = 1_000_000
 """The most edges one grouped read asks the server to hold: ArcadeDB keeps a query's groups in
 its heap (within ``arcadedb.queryMaxHeapRAM``, 2 GB by default; the 1M-user shop's 21M views
-in one query broke it), so a type with more edges is read a batch of users at a time."""
+in one query broke it), so a type with more edges is read a batch of users at a time, the next
+batch read ahead while one is consumed."""
 
 _BATCHED = {cypher.EDGES_BY_SOURCE: cypher.EDGES_OF_USERS,
             cypher.EDGE_TIMES_BY_SOURCE: cypher.EDGE_TIMES_OF_USERS}
@@ -160,8 +162,20 @@ def grouped_by_user(store: GraphStore, template: str, rel: str,
     ids = (node_ids(store, "User") if user_ids is None else np.asarray(user_ids, str)).tolist()
     step = max(1, int(EDGES_PER_QUERY * len(ids) / n_edges))
     query = cypher.edges(_BATCHED[template], rel)
-    for start in range(0, len(ids), step):
-        yield from store.stream(query, what=what, ids=ids[start:start + step], **params)
+
+    def read(start: int) -> list[Any]:
+        return list(store.stream(query, what=what, ids=ids[start:start + step], **params))
+
+    # The next batch is read (the server grouping it, the driver decoding it) while this one is
+    # consumed: one batch ahead, so at most two are held.
+    with ThreadPoolExecutor(1, thread_name_prefix="shopgraph-export") as pool:
+        ahead = pool.submit(read, 0)
+        for start in range(step, len(ids) + step, step):
+            records = ahead.result()
+            if start < len(ids):
+                ahead = pool.submit(read, start)
+            yield from records
+            del records
 
 
 def export_interactions(store: GraphStore, rel_types: Sequence[str] | None = None,
