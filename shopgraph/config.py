@@ -190,6 +190,8 @@ class TrainConfig:
         refit: after measuring on the held-out split, fit the served model again on all
             interactions (BPR models: for the epochs the split chose); ``False`` serves the
             model fitted on the split.
+        eval_users: the most held-out users the model and popularity are scored on (a seeded
+            sample beyond: scoring every user against every item grows with users x items).
         settings: the model's hyper-parameters (``max_seconds``, ``epochs``, ``lr``, ``k``, ...):
             every other key of ``[run.train]``, as given; the model validates them.
     """
@@ -199,6 +201,7 @@ class TrainConfig:
     rel_types: tuple[str, ...] | None = None
     resume: bool = False
     refit: bool = True
+    eval_users: int = field(default=50_000, metadata=_AT_LEAST_ONE)
     settings: Mapping[str, Any] = field(default_factory=dict, metadata=_REST)
 
 

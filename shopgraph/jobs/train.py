@@ -63,9 +63,9 @@ def _item_features(store: GraphStore, item_ids: np.ndarray) -> dict[str, np.ndar
 
 
 def _metrics(score: Any, train: InteractionMatrix, held: InteractionMatrix,
-             ks: tuple[int, ...]) -> dict[str, float]:
+             ks: tuple[int, ...], max_users: int | None, seed: int) -> dict[str, float]:
     ks = tuple(k for k in ks if k <= train.n_items) or (train.n_items,)
-    return evaluate(score, train.matrix, held.matrix, ks=ks)
+    return evaluate(score, train.matrix, held.matrix, ks=ks, max_users=max_users, seed=seed)
 
 
 def train_model(store: GraphStore, layout: WorkspaceLayout, model: str, config: TrainConfig,
@@ -91,8 +91,9 @@ def train_model(store: GraphStore, layout: WorkspaceLayout, model: str, config: 
     started = time.perf_counter()
     report = instance.fit(train_m, held, **kwargs, **split_kwargs)
     fit_s = time.perf_counter() - started
-    metrics = _metrics(instance.score, train_m, held, KS)
-    pop = _metrics(popularity_scores(train_m.matrix), train_m, held, KS)
+    sample = {"max_users": config.eval_users, "seed": config.seed}
+    metrics = _metrics(instance.score, train_m, held, KS, **sample)
+    pop = _metrics(popularity_scores(train_m.matrix), train_m, held, KS, **sample)
     served, served_on, refit_meta = instance, train_m, None
     if config.refit:
         started = time.perf_counter()
@@ -106,7 +107,7 @@ def train_model(store: GraphStore, layout: WorkspaceLayout, model: str, config: 
         layout.checkpoint(model), served, served_on, metrics=metrics, popularity=pop,
         split={"fraction": config.valid_fraction, "seed": config.seed, "temporal": temporal,
                "rel_types": rel_types, "interactions": train_m.nnz, "held_out": held.nnz,
-               "fingerprint": train_m.fingerprint()},
+               "fingerprint": train_m.fingerprint(), "eval_users": config.eval_users},
         history=report.history, best_epoch=report.best_epoch, fit_seconds=fit_s,
         refit=refit_meta)
     header = load_checkpoint(path, weights=False)
@@ -151,8 +152,11 @@ def evaluate_model(store: GraphStore, layout: WorkspaceLayout, model: str,
     def score(u: np.ndarray) -> torch.Tensor:
         return users[torch.as_tensor(u)] @ items.T
 
-    return EvaluationResult(model, _metrics(score, train_m, held, ks),
-                            _metrics(popularity_scores(train_m.matrix), train_m, held, ks))
+    # As at training time: checkpoints from before the sample scored every user.
+    sample = {"max_users": split.get("eval_users"), "seed": split["seed"]}
+    return EvaluationResult(model, _metrics(score, train_m, held, ks, **sample),
+                            _metrics(popularity_scores(train_m.matrix), train_m, held, ks,
+                                     **sample))
 
 
 def _recorded(metrics: dict[str, float], ks: tuple[int, ...], model: str) -> dict[str, float]:

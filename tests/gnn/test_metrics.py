@@ -66,3 +66,32 @@ def test_top_k_excludes_and_popularity_ranks_by_count() -> None:
     pop = popularity_scores(train)
     assert top_k(pop, np.array([0, 1]), 2, exclude=None).tolist() == [[1, 2], [1, 2]]
     assert top_k(pop, np.array([0]), 2, exclude=train).tolist() == [[2, 3]]
+
+
+def test_beyond_max_users_a_seeded_sample_is_scored_and_estimates_the_whole() -> None:
+    rng = np.random.default_rng(3)
+    n_users, n_items = 4000, 50
+    test = sp.csr_matrix((np.ones(n_users, np.float32),
+                          (np.arange(n_users), rng.integers(0, n_items, n_users))),
+                         shape=(n_users, n_items))
+    train = sp.csr_matrix((n_users, n_items), dtype=np.float32)
+    noise = torch.from_numpy(rng.random((n_users, n_items), dtype=np.float32))
+    truth = torch.from_numpy(test.toarray())
+
+    def noisy(users: np.ndarray) -> torch.Tensor:  # finds the held-out item about half the time
+        u = torch.as_tensor(users)
+        return noise[u] + 0.5 * truth[u]
+
+    whole = evaluate(noisy, train, test, ks=(5,), max_users=None)
+    scored: list[int] = []
+
+    def counting(users: np.ndarray) -> torch.Tensor:
+        scored.extend(users.tolist())
+        return noisy(users)
+
+    part = evaluate(counting, train, test, ks=(5,), max_users=1000, seed=7)
+    assert whole["users"] == n_users and part["users"] == 1000
+    assert len(set(scored)) == 1000 and scored == sorted(scored)
+    assert part["recall@5"] == pytest.approx(whole["recall@5"], abs=0.05)
+    assert part == evaluate(noisy, train, test, ks=(5,), max_users=1000, seed=7)
+    assert part != evaluate(noisy, train, test, ks=(5,), max_users=1000, seed=8)
