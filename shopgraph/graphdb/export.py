@@ -8,9 +8,11 @@ the same positions.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +90,16 @@ class Interactions:
                        z["value"], z["rel"], tuple(z["rel_types"].tolist()))
 
 
+IDS_PER_QUERY = 5_000_000
+"""The most ids :func:`node_ids` reads as one list (about 400 MB of the server's query heap);
+a label with more is streamed a record per node."""
+
+
 def node_ids(store: GraphStore, label: str) -> np.ndarray:
     """The stable id map of one label."""
+    if store.count_nodes(label) <= IDS_PER_QUERY:
+        [record] = store.query(cypher.nodes(cypher.NODE_IDS_COLLECTED, label))
+        return stable_ids(record["ids"])
     return stable_ids(r["id"] for r in store.stream(cypher.nodes(cypher.NODE_IDS, label)))
 
 
@@ -142,7 +152,9 @@ EDGES_PER_QUERY = 1_000_000
 """The most edges one grouped read asks the server to hold: ArcadeDB keeps a query's groups in
 its heap (within ``arcadedb.queryMaxHeapRAM``, 2 GB by default; the 1M-user shop's 21M views
 in one query broke it), so a type with more edges is read a batch of users at a time, the next
-batch read ahead while one is consumed."""
+batches read ahead while one is consumed."""
+READ_AHEAD = 2
+"""Batches read at once (each a query of its own on the server) while one is consumed."""
 
 _BATCHED = {cypher.EDGES_BY_SOURCE: cypher.EDGES_OF_USERS,
             cypher.EDGE_TIMES_BY_SOURCE: cypher.EDGE_TIMES_OF_USERS}
@@ -168,14 +180,14 @@ def grouped_by_user(store: GraphStore, template: str, rel: str,
     def read(start: int) -> list[Any]:
         return list(store.stream(query, what=what, ids=ids[start:start + step], **params))
 
-    # The next batch is read (the server grouping it, the driver decoding it) while this one is
-    # consumed: one batch ahead, so at most two are held.
-    with ThreadPoolExecutor(1, thread_name_prefix="shopgraph-export") as pool:
-        ahead = pool.submit(read, 0)
-        for start in range(step, len(ids) + step, step):
-            records = ahead.result()
-            if start < len(ids):
-                ahead = pool.submit(read, start)
+    # The next batches are read (the server grouping them, the driver decoding them) while
+    # this one is consumed: READ_AHEAD at once, so at most READ_AHEAD + 1 are held.
+    starts = iter(range(0, len(ids), step))
+    with ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="shopgraph-export") as pool:
+        ahead = deque(pool.submit(read, start) for start in islice(starts, READ_AHEAD))
+        while ahead:
+            records = ahead.popleft().result()
+            ahead.extend(pool.submit(read, start) for start in islice(starts, 1))
             yield from records
             del records
 

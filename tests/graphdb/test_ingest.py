@@ -78,6 +78,15 @@ def test_a_type_with_more_edges_than_one_read_holds_is_read_a_batch_of_users_at_
     assert rows(some) == [r for r in rows(whole) if r[0] != "u3"]
 
 
+def test_ids_read_as_one_list_equal_those_streamed_a_record_per_node(
+        store: GraphStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert export.node_ids(store, "User").tolist() == []  # an empty graph: one empty list
+    ingest(store, source(tmp_path, [("u10", "i1"), ("u9", "i1"), ("u2", "i2")]))
+    listed = export.node_ids(store, "User")
+    monkeypatch.setattr(export, "IDS_PER_QUERY", 2)  # 3 users: streamed
+    assert export.node_ids(store, "User").tolist() == listed.tolist() == ["u10", "u2", "u9"]
+
+
 def test_same_file_twice_changes_nothing(store: GraphStore, tmp_path: Path) -> None:
     data = source(tmp_path, PAIRS)
     first = ingest(store, data, batch_size=2)
