@@ -24,6 +24,8 @@ from shopgraph.graphdb import cypher, schema
 from shopgraph.graphdb.store import GraphStore
 
 MISSING_TS = np.iinfo(np.int64).min
+_CHANGED = ("an edge refers to a node missing from the id map; the graph changed during export, "
+            "run it again")
 CHUNK_RECORDS = 4096
 
 
@@ -141,8 +143,7 @@ class _Buffers:
             keep = (u >= 0) & (i >= 0)
             u, i, ts, val = u[keep], i[keep], ts[keep], val[keep]
         elif (u < 0).any() or (i < 0).any():
-            raise RuntimeError("an edge refers to a node missing from the id map; the graph "
-                               "changed during export, run it again")
+            raise RuntimeError(_CHANGED)
         rel = np.full(len(i), self.rel_code, dtype=np.int8)
         self.parts.append((u.astype(np.int64), i.astype(np.int64), ts, val, rel))
         self._reset()
@@ -175,8 +176,15 @@ def grouped_by_user(store: GraphStore, template: str, rel: str,
         return
     ids = (node_ids(store, "User") if user_ids is None else np.asarray(user_ids, str)).tolist()
     step = max(1, int(EDGES_PER_QUERY * len(ids) / n_edges))
-    query = cypher.edges(_BATCHED[template], rel)
+    for records in _user_batches(store, cypher.edges(_BATCHED[template], rel), ids, step,
+                                 what, **params):
+        yield from records
 
+
+def _user_batches(store: GraphStore, query: str, ids: list[str], step: int, what: str,
+                  **params: Any) -> Iterator[list[Any]]:
+    """The records of ``query`` (an ``*_OF_USERS`` form) for each batch of ``step`` users of
+    ``ids``, a list per batch, in order."""
     def read(start: int) -> list[Any]:
         return list(store.stream(query, what=what, ids=ids[start:start + step], **params))
 
@@ -188,7 +196,7 @@ def grouped_by_user(store: GraphStore, template: str, rel: str,
         while ahead:
             records = ahead.popleft().result()
             ahead.extend(pool.submit(read, start) for start in islice(starts, 1))
-            yield from records
+            yield records
             del records
 
 
@@ -206,14 +214,14 @@ def export_interactions(store: GraphStore, rel_types: Sequence[str] | None = Non
         drop_unknown: leave out edges whose ends are not in the given id maps (nodes added
             since a model was trained) instead of raising.
     """
-    counts = {t: store.count_rels(t) for t in (schema.USER_ITEM_TYPES if rel_types is None
-                                               else rel_types) if t in schema.USER_ITEM_TYPES}
-    if rel_types is None:
-        rel_types = [t for t in schema.USER_ITEM_TYPES if counts[t]]
-    for t in rel_types:
+    for t in rel_types or ():
         if t not in schema.USER_ITEM_TYPES:
             raise ValueError(f"{t!r} is not a user->item relationship type; choose from "
                              f"{', '.join(schema.USER_ITEM_TYPES)}")
+    counts = {t: store.count_rels(t) for t in (schema.USER_ITEM_TYPES if rel_types is None
+                                               else rel_types)}
+    if rel_types is None:
+        rel_types = [t for t in schema.USER_ITEM_TYPES if counts[t]]
     uids = node_ids(store, "User") if user_ids is None else np.asarray(user_ids, dtype=str)
     iids = node_ids(store, "Item") if item_ids is None else np.asarray(item_ids, dtype=str)
     uindex, iindex = pd.Index(uids), pd.Index(iids)
@@ -228,8 +236,7 @@ def export_interactions(store: GraphStore, rel_types: Sequence[str] | None = Non
         # Edges of users outside the id map are not read in batches: fewer edges than counted
         # (ingest only adds edges) means some were missed.
         if not drop_unknown and sum(len(p[0]) for p in buf.parts) < counts[rel]:
-            raise RuntimeError("an edge refers to a node missing from the id map; the graph "
-                               "changed during export, run it again")
+            raise RuntimeError(_CHANGED)
         parts.extend(buf.parts)
     cols = [np.concatenate([p[k] for p in parts]) if parts else
             np.empty(0, dtype=dt) for k, dt in
@@ -334,13 +341,13 @@ def _reread(store: GraphStore, base: Interactions, maps: _Maps,
     for code, rel in enumerate(rels):
         ids = user_ids[np.flatnonzero(moved[:, code])].tolist()
         query = cypher.edges(cypher.EDGES_OF_USERS, rel)
-        for start in range(0, len(ids), FETCH_USERS):
+        for records in _user_batches(store, query, ids, FETCH_USERS, "exporting",
+                                     no_ts=int(MISSING_TS), no_value=float("nan")):
             src: list[str] = []
             dst: list[str] = []
             ts: list[int] = []
             val: list[float] = []
-            for r in store.stream(query, ids=ids[start:start + FETCH_USERS],
-                                  no_ts=int(MISSING_TS), no_value=float("nan")):
+            for r in records:
                 src += [r["s"]] * len(r["d"])
                 dst += r["d"]
                 ts += r["ts"]
