@@ -105,8 +105,12 @@ class Workspace:
                                   f"`shopgraph db start --workspace {self.path}`")
             server.ensure_running()  # under the server's lock: concurrent commands start it once
             server.ensure_database(self.db.database)
+            from shopgraph.graphdb.server import HOST
+
+            status = server.status()
+            http = f"http://{HOST}:{status.http_port}" if status.http_port else None
             self._store = GraphStore(server.uri, self.db.user or server.user, server.password(),
-                                     self.db.database)
+                                     self.db.database, http=http)
         else:
             self._store = GraphStore(self.db.uri, self.db.user or "neo4j",
                                      remote_password(self.db), self.db.database)

@@ -25,7 +25,8 @@ def build_bundle(ckpt: Checkpoint, *, seen: sp.csr_matrix, seen_rel_types: Seque
 
     Each approximate index is tuned with queries like the ones it will answer: user vectors for
     the item index (recommendations), item vectors for the user index (audiences are built from
-    items), and its own vectors for the cosine indexes (similar items, similar users).
+    items), and its own vectors for the cosine indexes (similar items, similar users). The item
+    index expects every user as a query (the all-user export) when its kind is chosen.
     """
     tables = {"item": ckpt.item_emb, "user": ckpt.user_emb}
     tune_with = {"items": ckpt.user_emb, "users": ckpt.item_emb,
@@ -38,7 +39,8 @@ def build_bundle(ckpt: Checkpoint, *, seen: sp.csr_matrix, seen_rel_types: Seque
         indexes[name] = EmbeddingIndex.build(tables[table], kind=kind, factory=factory,
                                              metric=metric, tune_queries=tune_with[name],
                                              target_recall=target_recall, seed=seed,
-                                             ef_construction=ef_construction)
+                                             ef_construction=ef_construction,
+                                             queries=_pass_queries(name, ckpt))
     if on_progress:
         on_progress(len(TABLES), len(TABLES))
     meta = {"kind": kind, "factory": factory, "target_recall": target_recall, "seed": seed,
@@ -69,13 +71,20 @@ def updated_bundle(old: IndexBundle, ckpt: Checkpoint, before: Checkpoint, *,
         changed = np.flatnonzero((tables[table][:n_old] != previous[table]).any(axis=1))
         indexes[name] = old.indexes[name].updated(
             tables[table], changed, tune_with[name], kind=kind, factory=factory,
-            target_recall=target_recall, seed=seed) or EmbeddingIndex.build(
+            target_recall=target_recall, seed=seed,
+            n_queries=_pass_queries(name, ckpt)) or EmbeddingIndex.build(
             tables[table], kind=kind, factory=factory, metric=metric,
             tune_queries=tune_with[name], target_recall=target_recall, seed=seed,
-            ef_construction=ef_construction)
+            ef_construction=ef_construction, queries=_pass_queries(name, ckpt))
     meta = {**settings, "build_seconds": round(time.perf_counter() - started, 2)}
     return IndexBundle(ckpt.model, ckpt.fingerprint, indexes, sp.csr_matrix(seen),
                        tuple(seen_rel_types), catalogue, meta)
+
+
+def _pass_queries(name: str, ckpt: Checkpoint) -> int:
+    """Queries of one pass over index ``name``: every user for the item index (the all-user
+    export), one otherwise."""
+    return len(ckpt.user_emb) if name == "items" else 1
 
 
 def previous_bundle(ckpt: Checkpoint, path: str | Path) -> IndexBundle | None:

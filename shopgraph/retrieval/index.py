@@ -3,7 +3,9 @@
 The kind is chosen from the table's size unless given:
 
 * ``exact`` while ``n x d <= EXACT_MAX_FLOATS`` (a single exact query then costs about a
-  millisecond on one core): a blocked matrix multiply, see :mod:`shopgraph.retrieval.exact`;
+  millisecond on one core) and one pass of the index's expected queries (``queries``, e.g. the
+  item index answers every user once in an all-user export) scores at most
+  ``BATCH_EXACT_FLOATS``: a blocked matrix multiply, see :mod:`shopgraph.retrieval.exact`;
 * ``hnsw`` above it: FAISS ``HNSW32`` over the raw vectors (the default approximate kind);
 * ``ivf`` (``IVF<nlist>,Flat``) and ``ivfpq`` (``IVF<nlist>,PQ<m>``, for memory) on request;
 * any FAISS factory string (``--factory "IVF4096,PQ16"``) overrides the kind.
@@ -35,6 +37,11 @@ from shopgraph.retrieval.exact import SearchResult, empty_result, exact_search, 
 KINDS = ("auto", "exact", "hnsw", "ivf", "ivfpq")
 METRICS = ("ip", "cosine")
 EXACT_MAX_FLOATS = 1 << 22
+BATCH_EXACT_FLOATS = 1 << 39
+"""Most ``queries x n x d`` an index stays exact for. Exact search costs about 0.1 ns per
+float on two cores (a matrix multiply, then a top-k); this limit is about a minute of it. The
+1M-user shop's 100k x 32 catalogue (3.2e12) scored every user exactly in 334 s; HNSW answered
+them in about 80 s at recall@20 0.988 (docs/benchmarks.md)."""
 MAX_FETCH = 1024
 """Most neighbours fetched from an approximate index for one query; beyond, exact search."""
 FILTER_EXACT_FLOATS = 1 << 24
@@ -44,12 +51,14 @@ TUNE_K = 20
 BATCH = 2048
 
 
-def choose_factory(kind: str, n: int, d: int) -> str:
-    """The FAISS factory string of ``kind`` for ``n`` vectors of size ``d`` ("Flat" = exact)."""
+def choose_factory(kind: str, n: int, d: int, queries: int = 1) -> str:
+    """The FAISS factory string of ``kind`` for ``n`` vectors of size ``d`` ("Flat" = exact),
+    expecting ``queries`` queries in one pass (``auto`` only)."""
     if kind not in KINDS:
         raise ValueError(f"index kind {kind!r} is not one of {', '.join(KINDS)}")
     if kind == "auto":
-        kind = "exact" if n * d <= EXACT_MAX_FLOATS else "hnsw"
+        small = n * d <= EXACT_MAX_FLOATS and queries * n * d <= BATCH_EXACT_FLOATS
+        kind = "exact" if small else "hnsw"
     if kind == "exact":
         return "Flat"
     if kind == "hnsw":
@@ -109,7 +118,7 @@ class EmbeddingIndex:
     def build(cls, vectors: np.ndarray, *, kind: str = "auto", factory: str | None = None,
               metric: str = "ip", tune_queries: np.ndarray | None = None,
               target_recall: float = 0.98, seed: int = 0,
-              ef_construction: int | None = None) -> EmbeddingIndex:
+              ef_construction: int | None = None, queries: int = 1) -> EmbeddingIndex:
         """Build (and tune) an index over ``vectors``.
 
         Args:
@@ -122,6 +131,8 @@ class EmbeddingIndex:
             seed: seed of the tuning sample and of IVF training.
             ef_construction: HNSW build depth (default: FAISS's, 40); deeper builds take longer
                 and can reach a recall target with a smaller ``efSearch``.
+            queries: how many queries one pass of the index's use asks (``auto`` stays exact
+                only while that pass is cheap; see :data:`BATCH_EXACT_FLOATS`).
         """
         if not 0 < target_recall <= 1:
             raise ValueError(f"target_recall must be in (0, 1], got {target_recall}")
@@ -131,7 +142,7 @@ class EmbeddingIndex:
         if not np.isfinite(vectors).all():
             raise ValueError("the embeddings contain NaN or infinity; retrain the model")
         n, d = vectors.shape
-        factory = factory or choose_factory(kind, n, d)
+        factory = factory or choose_factory(kind, n, d, queries)
         self = cls(vectors, factory, metric)
         if factory == "Flat":
             self.info = {"build_seconds": 0.0, "recall@20": 1.0}
@@ -162,10 +173,11 @@ class EmbeddingIndex:
 
     def updated(self, vectors: np.ndarray, changed: np.ndarray, queries: np.ndarray, *,
                 kind: str = "auto", factory: str | None = None, target_recall: float = 0.98,
-                seed: int = 0) -> EmbeddingIndex | None:
+                seed: int = 0, n_queries: int = 1) -> EmbeddingIndex | None:
         """This index brought to ``vectors`` (its own rows first, ``changed`` among them, then
         new rows) without a rebuild, or ``None`` where a rebuild is needed; ``kind``,
-        ``factory``, ``target_recall`` and ``seed`` are the settings it was built with.
+        ``factory``, ``target_recall`` and ``seed`` are the settings it was built with,
+        ``n_queries`` the queries of one pass now (:meth:`build`'s ``queries``).
 
         Exact search holds no structure: it takes the new table as it is (while the kind still
         says exact). IVF indexes replace the changed vectors (``remove_ids``, then
@@ -176,7 +188,7 @@ class EmbeddingIndex:
         """
         n, d = vectors.shape
         if self.exact:
-            if (factory or choose_factory(kind, n, d)) != "Flat":
+            if (factory or choose_factory(kind, n, d, n_queries)) != "Flat":
                 return None  # grown past exact search
             return EmbeddingIndex(vectors, "Flat", self.metric, info=dict(self.info))
         ivf = "IVF" in self.factory

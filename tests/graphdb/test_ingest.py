@@ -458,3 +458,27 @@ def test_file_changed_between_reading_and_writing_is_an_error(store: GraphStore,
     with pytest.raises(IngestError, match="the file changed after it was read"):
         ingest(store, data)
     assert store.count_rels("INTERACTED") == 0
+
+
+def test_counts_over_arcadedb_http_equal_cypher_counts(store: GraphStore, tmp_path: Path,
+                                                       graph_server: EmbeddedServer) -> None:
+    """The embedded server's SQL type count (HTTP) is Cypher's ``count(r)``, for a written
+    type, an empty one and one written since; an HTTP API that does not answer falls back to
+    Cypher."""
+    ingest(store, source(tmp_path, PAIRS))
+    port = graph_server.status().http_port
+    args = (graph_server.uri, graph_server.user, graph_server.password(), store.database)
+    with GraphStore(*args, http=f"http://127.0.0.1:{port}") as fast:
+        counted: list[str] = []
+        fast.query = lambda text, *a, **k: counted.append(text)  # type: ignore[method-assign]
+        assert fast.count_rels("PURCHASED") == len(PAIRS)
+        assert fast.count_rels("RATED") == 0
+        assert counted == []  # answered over HTTP, not by Cypher
+    ingest(store, source(tmp_path, [("u9", "i9")], name="more"))
+    with GraphStore(*args, http=f"http://127.0.0.1:{port}") as fast:
+        assert fast.count_rels("PURCHASED") == len(PAIRS) + 1 == store.count_rels("PURCHASED")
+        assert fast.summary() == store.summary()
+        with pytest.raises(ValueError, match="relationship type"):
+            fast.count_rels("PURCHASED` ; DROP")
+    with GraphStore(*args, http="http://127.0.0.1:9") as broken:  # nothing listens there
+        assert broken.count_rels("PURCHASED") == len(PAIRS) + 1

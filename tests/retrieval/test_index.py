@@ -66,6 +66,10 @@ def test_auto_kind_is_exact_small_and_hnsw_large() -> None:
     assert choose_factory("auto", 100_000, 64) == "HNSW32"
     assert choose_factory("ivf", 100_000, 64) == "IVF1265,Flat"
     assert choose_factory("ivfpq", 100_000, 64) == "IVF1265,PQ16"
+    # A small table that a pass of many queries would score exactly too often: approximate.
+    assert choose_factory("auto", 50_000, 32, queries=300_000) == "Flat"
+    assert choose_factory("auto", 50_000, 32, queries=400_000) == "HNSW32"
+    assert choose_factory("exact", 50_000, 32, queries=10**9) == "Flat"
     with pytest.raises(ValueError, match="not one of"):
         choose_factory("lsh", 10, 4)
 

@@ -111,6 +111,30 @@ def test_blocks_of_any_size_give_the_answer_of_one_batch(retriever: Retriever) -
         next(retriever.recommend_all(K, block_size=0))
 
 
+def test_the_item_index_turns_approximate_when_scoring_every_user_exactly_is_costly(
+        retriever: Retriever, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``auto`` keeps a small catalogue exact for one query, but builds HNSW for the item
+    index once every user scored against every item passes ``BATCH_EXACT_FLOATS``; the other
+    indexes are not queried by every user and stay as they were."""
+    from shopgraph.retrieval import index as index_module
+    from shopgraph.retrieval.build import updated_bundle
+
+    ckpt = retriever.ckpt
+    args = {"seen": retriever.bundle.seen, "seen_rel_types": ("PURCHASED",),
+            "catalogue": Catalogue.empty(N_ITEMS)}
+    pass_floats = N_USERS * N_ITEMS * ckpt.item_emb.shape[1]
+    monkeypatch.setattr(index_module, "BATCH_EXACT_FLOATS", pass_floats)
+    assert build_bundle(ckpt, **args).indexes["items"].exact
+    monkeypatch.setattr(index_module, "BATCH_EXACT_FLOATS", pass_floats - 1)
+    bundle = build_bundle(ckpt, **args)
+    assert {name: ix.factory for name, ix in bundle.indexes.items()} == {
+        "items": "HNSW32", "users": "Flat", "items_cosine": "Flat", "users_cosine": "Flat"}
+    assert bundle.indexes["items"].info["recall@20"] >= 0.98
+    # An update of an exact bundle past the limit rebuilds the item index approximate.
+    exact = build_bundle(ckpt, **args, kind="exact")
+    assert updated_bundle(exact, ckpt, ckpt, **args).indexes["items"].factory == "HNSW32"
+
+
 def test_an_approximate_search_answers_a_row_alike_in_any_batch() -> None:
     """HNSW fetches k + the row's exclusions rounded up to a power of two, whatever rows share
     its batch: a row searched alone gets the bits it gets among others (else user blocks would
