@@ -12,7 +12,7 @@ closest to the promoted items.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +38,8 @@ TREES_FROM_CUSTOMERS = 1000
 split at all, and on CDNOW the two tie (docs/strategies-churn.md)."""
 POOL_FACTOR = 5
 """Candidates fetched per audience place, so the heads can re-rank beyond retrieval's top n."""
+Explain = Callable[[Sequence[str]], pd.DataFrame]
+"""A head's reasons for given user ids: one text column indexed by user id."""
 
 
 def pool_size(retriever: Retriever, n: int) -> int:
@@ -103,11 +105,12 @@ def plan_audience(retriever: Retriever, campaign_id: str, items: Sequence[str], 
 
 
 def response_scores(store: GraphStore, campaign_id: str, user_ids: Sequence[str],
-                    users: pd.DataFrame) -> tuple[pd.DataFrame | None, str]:
-    """``response_proba`` and ``response_reasons`` (top SHAP features) per user for
-    ``campaign_id``, from a response head trained on the other campaigns' logged outcomes, and
-    a note; ``(None, why)`` when there is no such log. The label is the first of converted,
-    redeemed, visited with both outcomes logged."""
+                    users: pd.DataFrame) -> tuple[pd.Series | None, Explain | None, str]:
+    """``response_proba`` per user of ``user_ids`` for ``campaign_id``, from a response head
+    trained on the other campaigns' logged outcomes; a function giving ``response_reasons``
+    (top SHAP features) of any users (asked only of those chosen: TreeSHAP is the costly part);
+    and a note. ``(None, None, why)`` when there is no such log. The label is the first of
+    converted, redeemed, visited with both outcomes logged."""
     from shopgraph.strategies import response
     from shopgraph.strategies.evaluation import response_label
 
@@ -115,51 +118,64 @@ def response_scores(store: GraphStore, campaign_id: str, user_ids: Sequence[str]
     past = log[(log["campaign_id"] != str(campaign_id)) & log["treated"].astype(bool)]
     label = response_label(past)
     if label is None:
-        return None, "no response head: no other campaign has logged outcomes"
+        return None, None, "no response head: no other campaign has logged outcomes"
     camps = tables.campaign_features(store)
     try:
         head = response.fit(past, users, camps, label=label)
     except InsufficientDataError as exc:
-        return None, f"no response head: {exc}"
-    pairs = pd.DataFrame({"user_id": list(user_ids), "campaign_id": str(campaign_id)})
-    proba = head.predict_proba(pairs, users, camps)
-    why = head.reasons(pairs, users, camps, top=3)
+        return None, None, f"no response head: {exc}"
+
+    def pairs(ids: Sequence[str]) -> pd.DataFrame:
+        return pd.DataFrame({"user_id": [str(u) for u in ids], "campaign_id": str(campaign_id)})
+
+    def explain(ids: Sequence[str]) -> pd.DataFrame:
+        texts = head.reasons(pairs(ids), users, camps, top=3).astype(str)
+        joined = texts.iloc[:, 0].str.cat([texts[c] for c in texts.columns[1:]], sep="; ")
+        return pd.DataFrame({"response_reasons": joined.to_numpy()},
+                            index=pairs(ids)["user_id"].to_numpy())
+
+    pool = pairs(user_ids)
+    proba = pd.Series(head.predict_proba(pool, users, camps), index=pool["user_id"].to_numpy(),
+                      name="response_proba")
     note = (f"response head ({head.kind}) on {len(past):,} past exposures of "
             f"{past['campaign_id'].nunique()} campaigns, label {label}")
-    texts = why.astype(str)
-    joined = texts.iloc[:, 0].str.cat([texts[c] for c in texts.columns[1:]], sep="; ")
-    return pd.DataFrame({"response_proba": proba, "response_reasons": joined.to_numpy()},
-                        index=pairs["user_id"].astype(str).to_numpy()), note
+    return proba, explain, note
 
 
 def churn_scores(buys: pd.DataFrame, user_ids: Sequence[str],
-                 horizon_days: float = CHURN_HORIZON_DAYS) -> tuple[pd.DataFrame | None, str]:
-    """``churn_risk`` (P(no purchase in the next ``horizon_days``)), ``risk_band`` and
-    ``churn_reasons`` per user from a churn head trained on the purchases ``buys`` up to the
-    last one, and a note; ``(None, why)`` when the purchase history cannot support one. Users
-    without a purchase get no score (NaN)."""
+                 horizon_days: float = CHURN_HORIZON_DAYS
+                 ) -> tuple[pd.DataFrame | None, Explain | None, str]:
+    """``churn_risk`` (P(no purchase in the next ``horizon_days``)) and ``risk_band`` per user
+    from a churn head trained on the purchases ``buys`` up to the last one; a function giving
+    ``churn_reasons`` of any users; and a note. ``(None, None, why)`` when the purchase history
+    cannot support one. Users without a purchase get no score (NaN)."""
     from shopgraph.strategies.churn import ChurnHead
 
     if buys.empty:
-        return None, "no churn head: no timestamped purchases in the graph"
+        return None, None, "no churn head: no timestamped purchases in the graph"
     now = int(buys["ts"].max()) + 1
     customers = buys["user_id"].nunique()
     kind = "lightgbm" if customers >= TREES_FROM_CUSTOMERS else "logistic"
     try:
         head = ChurnHead(kind).fit(buys, now, horizon_days)
     except InsufficientDataError as exc:
-        return None, f"no churn head: {exc}"
-    ids = [str(u) for u in user_ids]
+        return None, None, f"no churn head: {exc}"
     pred = head.predict(buys, now)
-    why = head.reasons(buys, now, users=ids, k=2)
-    why["text"] = [f"{f}={v:g} ({c:+.2f})" for f, v, c in
-                   zip(why["feature"], why["value"], why["contribution"])]
+
+    def explain(ids: Sequence[str]) -> pd.DataFrame:
+        ids = [str(u) for u in ids]
+        why = head.reasons(buys, now, users=ids, k=2)
+        why["text"] = [f"{f}={v:g} ({c:+.2f})" for f, v, c in
+                       zip(why["feature"], why["value"], why["contribution"])]
+        return pd.DataFrame({"churn_reasons": why.groupby("user_id")["text"].agg(
+            "; ".join).reindex(ids)})
+
     out = pd.DataFrame({"churn_risk": pred["churn_probability"],
-                        "risk_band": pred["risk_band"].astype(str)}).reindex(ids)
-    out["churn_reasons"] = why.groupby("user_id")["text"].agg("; ".join).reindex(ids)
+                        "risk_band": pred["risk_band"].astype(str)}).reindex(
+        [str(u) for u in user_ids])
     note = (f"churn head ({kind}, calibrated) over the next {horizon_days:g} days, "
             f"{len(pred):,} customers")
-    return out, note
+    return out, explain, note
 
 
 def target(store: GraphStore, retriever: Retriever, layout: WorkspaceLayout,
@@ -190,27 +206,35 @@ def target(store: GraphStore, retriever: Retriever, layout: WorkspaceLayout,
     consent = users["consent"] if "consent" in users else None
     notes: list[str] = []
     response = churn = None
+    explain: dict[str, Explain] = {}
     pool = candidates(retriever, name, promoted, pool_size(retriever, c.n), c.exclude_buyers)
     if c.heads:
         pool_ids = pool["user_id"].tolist()
         if c.campaign is not None:
-            response, note = response_scores(store, name, pool_ids, users)
+            response, why, note = response_scores(store, name, pool_ids, users)
             notes.append(note)
-        churn, note = churn_scores(tables.purchases(store), pool_ids)
+            if why is not None:
+                explain["response"] = why
+        churn, why, note = churn_scores(tables.purchases(store), pool_ids)
         notes.append(note)
+        if why is not None:
+            explain["churn"] = why
     weights = {"retrieval_score": 1.0, "response_proba": 1.0,
                "churn_risk": 1.0 if c.winback else 0.0}
     audience = plan_audience(retriever, name, promoted, n=c.n, pool=pool,
                              control_share=c.control_share, seed=c.seed, weights=weights,
-                             response_proba=None if response is None
-                             else response["response_proba"],
+                             response_proba=response,
                              churn_risk=None if churn is None else churn["churn_risk"],
                              consent=consent, exclude_buyers=c.exclude_buyers)
-    for extra, cols in ((response, ["response_reasons"]), (churn, ["risk_band",
-                                                                   "churn_reasons"])):
-        if extra is not None:
-            for col in cols:
-                audience[col] = audience["user_id"].map(extra[col])
+    # Reasons only for the chosen users (control included), not the whole candidate pool.
+    chosen = audience["user_id"].tolist()
+    if "response" in explain:
+        audience["response_reasons"] = audience["user_id"].map(
+            explain["response"](chosen)["response_reasons"])
+    if churn is not None:
+        audience["risk_band"] = audience["user_id"].map(churn["risk_band"])
+        audience["churn_reasons"] = audience["user_id"].map(
+            explain["churn"](chosen)["churn_reasons"])
     run = exports.run_id(name, sorted(promoted), c.n, c.control_share, c.winback, c.heads,
                          c.exclude_buyers, retriever.ckpt.fingerprint, audience, seed=c.seed)
     path = Path(output) if output is not None else layout.target_list(name, run)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from shopgraph.graphdb import export, tables
+from shopgraph.graphdb import export, schema, tables
 from shopgraph.graphdb.formats import load
 from shopgraph.graphdb.ingest import ingest
 from shopgraph.graphdb.store import GraphStore
@@ -19,8 +19,12 @@ def head_of(src: Path, dest: Path, lines: int) -> Path:
     return dest
 
 
+@pytest.mark.parametrize("edges_per_query", [None, 0], ids=["columns", "a record per edge"])
 def test_hillstrom_campaign_log_and_features_from_graph_equal_the_file(
-        store: GraphStore, shared_data: Path, tmp_path: Path) -> None:
+        store: GraphStore, shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        edges_per_query: int | None) -> None:
+    if edges_per_query is not None:  # every type over the limit: read a record per edge
+        monkeypatch.setattr(export, "EDGES_PER_QUERY", edges_per_query)
     csv = head_of(shared_data / "hillstrom" / "hillstrom.csv", tmp_path / "h.csv", 2001)
     source = load("hillstrom", csv)
     from_file = tables.campaign_log(source)
@@ -73,3 +77,30 @@ def test_grouped_purchases_read_equals_the_files_rows_with_gaps_and_two_types(
         pd.testing.assert_frame_equal(got, want)
     assert len(tables.purchases(store)) == 4  # u1's purchase without a time is left out
     assert tables.purchases(store)["value"].isna().sum() == 1  # a missing value stays NaN
+
+
+def test_node_properties_read_as_maps_equal_a_field_per_property(store: GraphStore,
+                                                                  tmp_path: Path) -> None:
+    """Users read as one property map each give the frame a field per allowed property gives:
+    missing flags None, missing numbers and texts NaN, never-set properties None throughout."""
+    data = source(tmp_path, [("u1", "i1"), ("u2", "i1"), ("u3", "i2"), ("u4", "i2")])
+    users = data.nodes[0].data
+    assert data.nodes[0].label == "User" and list(users["id"]) == ["u1", "u2", "u3", "u4"]
+    users["email"] = ["a@x.org", None, "c@x.org", "d@x.org"]
+    users["consent"] = [True, None, False, True]
+    users["recency"] = [1.5, None, 3.0, 0.0]
+    users["newbie"] = [1, 0, None, 1]
+    users["age"] = ["25-34", "65+", None, None]
+    ingest(store, data)
+    props = list(schema.NODE_PROPERTIES["User"])
+    fields = ", ".join(f"n.{p} AS {p}" for p in props)
+    by_field = tables._records(store, f"MATCH (n:User) RETURN n.id AS id, {fields}",
+                               ["id", *props])
+    by_field["id"] = by_field["id"].astype(str)
+    expected = by_field.set_index("id").sort_index()
+    got = tables.node_table(store, "User", props).sort_index()
+    pd.testing.assert_frame_equal(got, expected)
+    assert got.loc["u2", "consent"] is None and pd.isna(got.loc["u3", "age"])
+    assert pd.isna(got.loc["u2", "recency"]) and (got["zip_code"].to_numpy() == None).all()  # noqa: E711
+    feats = tables.user_features(store)
+    assert set(feats.columns) == {"email", "consent", "recency", "newbie", "age"}
