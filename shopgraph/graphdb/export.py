@@ -92,9 +92,10 @@ class Interactions:
                        z["value"], z["rel"], tuple(z["rel_types"].tolist()))
 
 
-IDS_PER_QUERY = 5_000_000
-"""The most ids :func:`node_ids` reads as one list (about 400 MB of the server's query heap);
-a label with more is streamed a record per node."""
+IDS_PER_QUERY = 2_000_000
+"""The most ids :func:`node_ids` reads as one list; a label with more is streamed a record per
+node. ArcadeDB refuses a ``collect`` of more than 2,097,152 elements in one query
+(``arcadedb.queryMaxHeapElementsAllowedPerOp``)."""
 
 
 def node_ids(store: GraphStore, label: str) -> np.ndarray:
