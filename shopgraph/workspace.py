@@ -10,6 +10,7 @@ Heavy parts (the driver, the server, pandas, torch, FAISS) are imported on first
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -105,12 +106,9 @@ class Workspace:
                                   f"`shopgraph db start --workspace {self.path}`")
             server.ensure_running()  # under the server's lock: concurrent commands start it once
             server.ensure_database(self.db.database)
-            from shopgraph.graphdb.server import HOST
-
-            status = server.status()
-            http = f"http://{HOST}:{status.http_port}" if status.http_port else None
             self._store = GraphStore(server.uri, self.db.user or server.user, server.password(),
-                                     self.db.database, http=http)
+                                     self.db.database,
+                                     type_count=partial(server.type_count, self.db.database))
         else:
             self._store = GraphStore(self.db.uri, self.db.user or "neo4j",
                                      remote_password(self.db), self.db.database)

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -361,22 +362,47 @@ class EmbeddedServer:
 
     def _command(self, command: str, http_port: int | None = None) -> Any:
         """Run an ArcadeDB server command over HTTP and return its ``result``."""
+        return self._post("server", {"command": command}, repr(command.split()[0]), http_port)
+
+    def type_count(self, database: str, type_name: str) -> int:
+        """The number of records of the type ``type_name`` (a label or relationship type) in
+        ``database``, from ArcadeDB's SQL ``count(*)``, which reads the type's own count: 0.5 s
+        for 21M edges, where Cypher's ``count(r)`` walks the graph (7.5 s on any type).
+
+        Raises:
+            ValueError: ``type_name`` is not a plain identifier.
+            ServerError: the server is not running, refused, or answered something else.
+        """
+        if not re.fullmatch(r"[A-Za-z_]\w*", type_name):
+            raise ValueError(f"{type_name!r} is not a type name")
+        result = self._post(f"query/{urllib.parse.quote(database)}",
+                            {"language": "sql",
+                             "command": f"SELECT count(*) AS n FROM `{type_name}`"},
+                            "a count")
+        try:
+            return int(result[0]["n"])
+        except (LookupError, TypeError, ValueError) as exc:
+            raise ServerError(f"ArcadeDB answered a count with {result!r}") from exc
+
+    def _post(self, path: str, body: dict[str, str], what: str,
+              http_port: int | None = None) -> Any:
+        """POST ``body`` to ``/api/v1/<path>`` as root and return the answer's ``result``;
+        ``what`` names the request in errors."""
         port = http_port or self.status().http_port
         if port is None:
             raise ServerError(f"no ArcadeDB server is running for {self.root}; start it first")
         token = base64.b64encode(f"{self.user}:{self.password()}".encode()).decode()
         request = urllib.request.Request(
-            f"http://{HOST}:{port}/api/v1/server", data=json.dumps({"command": command}).encode(),
+            f"http://{HOST}:{port}/api/v1/{path}", data=json.dumps(body).encode(),
             headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return json.loads(response.read() or b"{}").get("result")
         except urllib.error.HTTPError as exc:
-            body = exc.read().decode(errors="replace")
+            detail = exc.read().decode(errors="replace")
             with contextlib.suppress(ValueError, AttributeError):
-                body = json.loads(body).get("detail") or body
-            raise ServerError(f"ArcadeDB refused {command.split()[0]!r} "
-                              f"(HTTP {exc.code}): {body}") from None
+                detail = json.loads(detail).get("detail") or detail
+            raise ServerError(f"ArcadeDB refused {what} (HTTP {exc.code}): {detail}") from None
         except OSError as exc:
             raise ServerError(f"cannot reach ArcadeDB on {HOST}:{port}: {exc}") from None
 

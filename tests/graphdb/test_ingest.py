@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import neo4j
@@ -12,7 +13,7 @@ import pytest
 from neo4j.exceptions import ConstraintError
 from typer.testing import CliRunner
 
-from shopgraph.errors import GraphStoreError, IngestError
+from shopgraph.errors import GraphStoreError, IngestError, ServerError
 from shopgraph.graphdb import cypher, export, schema
 from shopgraph.graphdb.export import MISSING_TS, export_interactions, export_item_features
 from shopgraph.graphdb.formats.lightgcn import load_lightgcn
@@ -463,22 +464,27 @@ def test_file_changed_between_reading_and_writing_is_an_error(store: GraphStore,
 def test_counts_over_arcadedb_http_equal_cypher_counts(store: GraphStore, tmp_path: Path,
                                                        graph_server: EmbeddedServer) -> None:
     """The embedded server's SQL type count (HTTP) is Cypher's ``count(r)``, for a written
-    type, an empty one and one written since; an HTTP API that does not answer falls back to
+    type, an empty one and one written since; a server that does not answer falls back to
     Cypher."""
     ingest(store, source(tmp_path, PAIRS))
-    port = graph_server.status().http_port
     args = (graph_server.uri, graph_server.user, graph_server.password(), store.database)
-    with GraphStore(*args, http=f"http://127.0.0.1:{port}") as fast:
+    type_count = partial(graph_server.type_count, store.database)
+    with GraphStore(*args, type_count=type_count) as fast:
         counted: list[str] = []
         fast.query = lambda text, *a, **k: counted.append(text)  # type: ignore[method-assign]
         assert fast.count_rels("PURCHASED") == len(PAIRS)
         assert fast.count_rels("RATED") == 0
         assert counted == []  # answered over HTTP, not by Cypher
     ingest(store, source(tmp_path, [("u9", "i9")], name="more"))
-    with GraphStore(*args, http=f"http://127.0.0.1:{port}") as fast:
+    with GraphStore(*args, type_count=type_count) as fast:
         assert fast.count_rels("PURCHASED") == len(PAIRS) + 1 == store.count_rels("PURCHASED")
         assert fast.summary() == store.summary()
         with pytest.raises(ValueError, match="relationship type"):
             fast.count_rels("PURCHASED` ; DROP")
-    with GraphStore(*args, http="http://127.0.0.1:9") as broken:  # nothing listens there
+    with pytest.raises(ValueError, match="not a type name"):
+        graph_server.type_count(store.database, "PURCHASED` ; DROP")
+    stopped = EmbeddedServer(tmp_path / "never-started")  # nothing runs there
+    with pytest.raises(ServerError, match="no ArcadeDB server is running"):
+        stopped.type_count(store.database, "PURCHASED")
+    with GraphStore(*args, type_count=partial(stopped.type_count, store.database)) as broken:
         assert broken.count_rels("PURCHASED") == len(PAIRS) + 1
