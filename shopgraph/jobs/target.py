@@ -129,10 +129,11 @@ def response_scores(store: GraphStore, campaign_id: str, user_ids: Sequence[str]
         return pd.DataFrame({"user_id": [str(u) for u in ids], "campaign_id": str(campaign_id)})
 
     def explain(ids: Sequence[str]) -> pd.DataFrame:
-        texts = head.reasons(pairs(ids), users, camps, top=3).astype(str)
+        asked = pairs(ids)
+        texts = head.reasons(asked, users, camps, top=3).astype(str)
         joined = texts.iloc[:, 0].str.cat([texts[c] for c in texts.columns[1:]], sep="; ")
         return pd.DataFrame({"response_reasons": joined.to_numpy()},
-                            index=pairs(ids)["user_id"].to_numpy())
+                            index=asked["user_id"].to_numpy())
 
     pool = pairs(user_ids)
     proba = pd.Series(head.predict_proba(pool, users, camps), index=pool["user_id"].to_numpy(),
@@ -206,19 +207,15 @@ def target(store: GraphStore, retriever: Retriever, layout: WorkspaceLayout,
     consent = users["consent"] if "consent" in users else None
     notes: list[str] = []
     response = churn = None
-    explain: dict[str, Explain] = {}
+    response_why = churn_why = None
     pool = candidates(retriever, name, promoted, pool_size(retriever, c.n), c.exclude_buyers)
     if c.heads:
         pool_ids = pool["user_id"].tolist()
         if c.campaign is not None:
-            response, why, note = response_scores(store, name, pool_ids, users)
+            response, response_why, note = response_scores(store, name, pool_ids, users)
             notes.append(note)
-            if why is not None:
-                explain["response"] = why
-        churn, why, note = churn_scores(tables.purchases(store), pool_ids)
+        churn, churn_why, note = churn_scores(tables.purchases(store), pool_ids)
         notes.append(note)
-        if why is not None:
-            explain["churn"] = why
     weights = {"retrieval_score": 1.0, "response_proba": 1.0,
                "churn_risk": 1.0 if c.winback else 0.0}
     audience = plan_audience(retriever, name, promoted, n=c.n, pool=pool,
@@ -228,13 +225,12 @@ def target(store: GraphStore, retriever: Retriever, layout: WorkspaceLayout,
                              consent=consent, exclude_buyers=c.exclude_buyers)
     # Reasons only for the chosen users (control included), not the whole candidate pool.
     chosen = audience["user_id"].tolist()
-    if "response" in explain:
+    if response_why is not None:
         audience["response_reasons"] = audience["user_id"].map(
-            explain["response"](chosen)["response_reasons"])
-    if churn is not None:
+            response_why(chosen)["response_reasons"])
+    if churn is not None and churn_why is not None:
         audience["risk_band"] = audience["user_id"].map(churn["risk_band"])
-        audience["churn_reasons"] = audience["user_id"].map(
-            explain["churn"](chosen)["churn_reasons"])
+        audience["churn_reasons"] = audience["user_id"].map(churn_why(chosen)["churn_reasons"])
     run = exports.run_id(name, sorted(promoted), c.n, c.control_share, c.winback, c.heads,
                          c.exclude_buyers, retriever.ckpt.fingerprint, audience, seed=c.seed)
     path = Path(output) if output is not None else layout.target_list(name, run)
