@@ -80,28 +80,33 @@ CAMPAIGN_ITEMS = (
     "RETURN c.id AS campaign, collect(DISTINCT i.id) AS items"
 )
 
-# Interaction edges grouped by start node: one record per user, far fewer records to decode.
-# ``collect`` drops nulls, so missing values are replaced by the sentinels $no_ts and $no_value
-# to keep the lists aligned. The server holds the groups in memory, so a type with many edges
-# is read a batch of users at a time (the ``*_OF_USERS`` forms, through the id index; see
+# Interaction edges grouped by start node, the groups gathered into one record of columns: ``s``
+# (one id per start node) and, per start node, a list of each other column. One record decodes
+# far faster than a record per node (1M-user shop, 100k users' 2.1M views: 11.5 s against
+# 15.1 s), while each ``collect`` stays under ArcadeDB's 2,097,152 elements as long as a read has
+# fewer start nodes (a flat ``collect`` per edge would not). ``collect`` drops nulls, so missing
+# values are replaced by the sentinels $no_ts and $no_value to keep the lists aligned. The
+# server holds the groups in memory, so a type with many edges is read a batch of users at a
+# time (the ``*_OF_USERS`` forms, through the id index; see
 # :func:`shopgraph.graphdb.export.grouped_by_user`).
 EDGES_BY_SOURCE = (
     "MATCH (s:{src})-[r:{rel}]->(d:{dst}) "
-    "RETURN s.id AS s, collect(d.id) AS d, collect(coalesce(r.ts, $no_ts)) AS ts, "
-    "collect(coalesce(r.value, $no_value)) AS v"
+    "WITH s, collect(d.id) AS d, collect(coalesce(r.ts, $no_ts)) AS ts, "
+    "collect(coalesce(r.value, $no_value)) AS v "
+    "RETURN collect(s.id) AS s, collect(d) AS d, collect(ts) AS ts, collect(v) AS v"
 )
 EDGES_OF_USERS = ("UNWIND $ids AS id MATCH (s:{src} {{id: id}})-[r:{rel}]->(d:{dst}) "
-                  + EDGES_BY_SOURCE[EDGES_BY_SOURCE.index("RETURN"):])
+                  + EDGES_BY_SOURCE[EDGES_BY_SOURCE.index("WITH"):])
 
-# The times and values of one type's edges, grouped by start node (for the purchases table: no
-# end node, arm or run id to decode); missing values as the sentinels $no_ts and $no_value.
+# The times and values of one type's edges, grouped by start node as above (for the purchases
+# table: no end node to decode); missing values as the sentinels $no_ts and $no_value.
 EDGE_TIMES_BY_SOURCE = (
     "MATCH (s:{src})-[r:{rel}]->(:{dst}) "
-    "RETURN s.id AS s, collect(coalesce(r.ts, $no_ts)) AS ts, "
-    "collect(coalesce(r.value, $no_value)) AS v"
+    "WITH s, collect(coalesce(r.ts, $no_ts)) AS ts, collect(coalesce(r.value, $no_value)) AS v "
+    "RETURN collect(s.id) AS s, collect(ts) AS ts, collect(v) AS v"
 )
 EDGE_TIMES_OF_USERS = ("UNWIND $ids AS id MATCH (s:{src} {{id: id}})-[r:{rel}]->(:{dst}) "
-                       + EDGE_TIMES_BY_SOURCE[EDGE_TIMES_BY_SOURCE.index("RETURN"):])
+                       + EDGE_TIMES_BY_SOURCE[EDGE_TIMES_BY_SOURCE.index("WITH"):])
 
 # Every user with its number of edges of each type (``COUNT {}`` walks each user's edge list: on
 # the 20k-user shop 7x cheaper than streaming the edges); ``{counts}`` is filled by

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,6 @@ from shopgraph.graphdb.store import GraphStore
 MISSING_TS = np.iinfo(np.int64).min
 _CHANGED = ("an edge refers to a node missing from the id map; the graph changed during export, "
             "run it again")
-CHUNK_RECORDS = 4096
 
 
 def stable_ids(ids: Iterable[str]) -> np.ndarray:
@@ -101,53 +100,45 @@ node. ArcadeDB refuses a ``collect`` of more than 2,097,152 elements in one quer
 def node_ids(store: GraphStore, label: str) -> np.ndarray:
     """The stable id map of one label."""
     if store.count_nodes(label) <= IDS_PER_QUERY:
-        [record] = store.query(cypher.nodes(cypher.NODE_IDS_COLLECTED, label))
+        [record] = store.stream(cypher.nodes(cypher.NODE_IDS_COLLECTED, label))
         return stable_ids(record["ids"])
     return stable_ids(r["id"] for r in store.stream(cypher.nodes(cypher.NODE_IDS, label)))
 
 
+Columns = dict[str, list[Any]]
+"""One grouped read's record (see :data:`~shopgraph.graphdb.cypher.EDGES_BY_SOURCE`): ``s``,
+one id per user, and per user a list of each other column."""
+
+
+def _decoded(columns: Columns, users: pd.Index, items: pd.Index
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(user positions, item positions, ts, value)`` of one grouped read's edges; a position
+    is -1 where an id is not in its map."""
+    d = columns["d"]
+    u = np.repeat(users.get_indexer(columns["s"]), np.fromiter(map(len, d), np.int64, len(d)))
+    i = items.get_indexer(list(chain.from_iterable(d)))
+    ts = np.fromiter(chain.from_iterable(columns["ts"]), np.int64, len(i))
+    val = np.fromiter(chain.from_iterable(columns["v"]), np.float64, len(i))
+    return u.astype(np.int64), i.astype(np.int64), ts, val
+
+
 class _Buffers:
-    """Per-chunk decoding of grouped edge records into NumPy arrays."""
+    """The decoded parts of one type's grouped reads."""
 
     def __init__(self, users: pd.Index, items: pd.Index, rel_code: int,
                  drop_unknown: bool = False) -> None:
         self.users, self.items, self.rel_code = users, items, rel_code
         self.drop_unknown = drop_unknown
         self.parts: list[tuple[np.ndarray, ...]] = []
-        self._reset()
 
-    def _reset(self) -> None:
-        self.src: list[str] = []
-        self.counts: list[int] = []
-        self.dst: list[str] = []
-        self.ts: list[Any] = []
-        self.val: list[Any] = []
-
-    def add(self, record: Any) -> None:
-        d = record["d"]
-        self.src.append(record["s"])
-        self.counts.append(len(d))
-        self.dst.extend(d)
-        self.ts.extend(record["ts"])
-        self.val.extend(record["v"])
-        if len(self.src) >= CHUNK_RECORDS:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.src:
-            return
-        u = np.repeat(self.users.get_indexer(self.src), self.counts)
-        i = self.items.get_indexer(self.dst)
-        ts = np.asarray(self.ts, dtype=np.int64)
-        val = np.asarray(self.val, dtype=np.float64)
+    def add(self, columns: Columns) -> None:
+        u, i, ts, val = _decoded(columns, self.users, self.items)
         if self.drop_unknown:
             keep = (u >= 0) & (i >= 0)
             u, i, ts, val = u[keep], i[keep], ts[keep], val[keep]
         elif (u < 0).any() or (i < 0).any():
             raise RuntimeError(_CHANGED)
-        rel = np.full(len(i), self.rel_code, dtype=np.int8)
-        self.parts.append((u.astype(np.int64), i.astype(np.int64), ts, val, rel))
-        self._reset()
+        self.parts.append((u, i, ts, val, np.full(len(i), self.rel_code, dtype=np.int8)))
 
 
 EDGES_PER_QUERY = 1_000_000
@@ -164,28 +155,38 @@ _BATCHED = {cypher.EDGES_BY_SOURCE: cypher.EDGES_OF_USERS,
 
 def grouped_by_user(store: GraphStore, template: str, rel: str,
                     user_ids: np.ndarray | None = None, what: str = "exporting",
-                    n_edges: int | None = None, **params: Any) -> Iterator[Any]:
-    """The records of a grouped edge read (``EDGES_BY_SOURCE`` or ``EDGE_TIMES_BY_SOURCE``) of
-    one type: one query when the type has at most :data:`EDGES_PER_QUERY` edges (``n_edges``,
-    counted when not given: seconds on a large graph), else one per batch of users
-    (``user_ids``, default every User in the graph) sized to that many edges at the type's mean
-    degree. Users outside ``user_ids`` are not read in the batched form."""
+                    n_edges: int | None = None, **params: Any) -> Iterator[Columns]:
+    """The columns of a grouped edge read (``EDGES_BY_SOURCE`` or ``EDGE_TIMES_BY_SOURCE``) of
+    one type, a read at a time: one read when the type has at most :data:`EDGES_PER_QUERY`
+    edges (``n_edges``, counted when not given: seconds on a large graph), else one per batch
+    of users (``user_ids``, default every User in the graph) sized to that many edges at the
+    type's mean degree. Users outside ``user_ids`` are not read in the batched form."""
     if n_edges is None:
         n_edges = store.count_rels(rel)
     if n_edges <= EDGES_PER_QUERY:
-        yield from store.stream(cypher.edges(template, rel), what=what, **params)
+        yield from _gathered(list(store.stream(cypher.edges(template, rel), what=what,
+                                               **params)))
         return
     ids = (node_ids(store, "User") if user_ids is None else np.asarray(user_ids, str)).tolist()
-    step = max(1, int(EDGES_PER_QUERY * len(ids) / n_edges))
-    for records in _user_batches(store, cypher.edges(_BATCHED[template], rel), ids, step,
-                                 what, **params):
-        yield from records
+    # At most EDGES_PER_QUERY users a read, so that each collect stays under ArcadeDB's limit.
+    step = max(1, min(EDGES_PER_QUERY, int(EDGES_PER_QUERY * len(ids) / n_edges)))
+    yield from _user_batches(store, cypher.edges(_BATCHED[template], rel), ids, step, what,
+                             **params)
+
+
+def _gathered(records: list[Any]) -> Iterator[Columns]:
+    """The columns of a grouped read's one record; none when it has no edges (Neo4j answers
+    an aggregate over no rows with empty lists, a server may also answer with no record)."""
+    for record in records:
+        columns = dict(zip(record.keys(), record.values()))
+        if columns["s"]:
+            yield columns
 
 
 def _user_batches(store: GraphStore, query: str, ids: list[str], step: int, what: str,
-                  **params: Any) -> Iterator[list[Any]]:
-    """The records of ``query`` (an ``*_OF_USERS`` form) for each batch of ``step`` users of
-    ``ids``, a list per batch, in order."""
+                  **params: Any) -> Iterator[Columns]:
+    """The columns of ``query`` (an ``*_OF_USERS`` form) for each batch of ``step`` users of
+    ``ids`` that has edges, in order."""
     def read(start: int) -> list[Any]:
         return list(store.stream(query, what=what, ids=ids[start:start + step], **params))
 
@@ -197,7 +198,7 @@ def _user_batches(store: GraphStore, query: str, ids: list[str], step: int, what
         while ahead:
             records = ahead.popleft().result()
             ahead.extend(pool.submit(read, start) for start in islice(starts, 1))
-            yield records
+            yield from _gathered(records)
             del records
 
 
@@ -229,11 +230,10 @@ def export_interactions(store: GraphStore, rel_types: Sequence[str] | None = Non
     parts: list[tuple[np.ndarray, ...]] = []
     for code, rel in enumerate(rel_types):
         buf = _Buffers(uindex, iindex, code, drop_unknown)
-        for record in grouped_by_user(store, cypher.EDGES_BY_SOURCE, rel, uids,
-                                      n_edges=counts[rel], no_ts=int(MISSING_TS),
-                                      no_value=float("nan")):
-            buf.add(record)
-        buf.flush()
+        for columns in grouped_by_user(store, cypher.EDGES_BY_SOURCE, rel, uids,
+                                       n_edges=counts[rel], no_ts=int(MISSING_TS),
+                                       no_value=float("nan")):
+            buf.add(columns)
         # Edges of users outside the id map are not read in batches: fewer edges than counted
         # (ingest only adds edges) means some were missed.
         if not drop_unknown and sum(len(p[0]) for p in buf.parts) < counts[rel]:
@@ -342,22 +342,12 @@ def _reread(store: GraphStore, base: Interactions, maps: _Maps,
     for code, rel in enumerate(rels):
         ids = user_ids[np.flatnonzero(moved[:, code])].tolist()
         query = cypher.edges(cypher.EDGES_OF_USERS, rel)
-        for records in _user_batches(store, query, ids, FETCH_USERS, "exporting",
+        for columns in _user_batches(store, query, ids, FETCH_USERS, "exporting",
                                      no_ts=int(MISSING_TS), no_value=float("nan")):
-            src: list[str] = []
-            dst: list[str] = []
-            ts: list[int] = []
-            val: list[float] = []
-            for r in records:
-                src += [r["s"]] * len(r["d"])
-                dst += r["d"]
-                ts += r["ts"]
-                val += r["v"]
-            u, i = upos.get_indexer(src), ipos.get_indexer(dst)
+            u, i, ts, val = _decoded(columns, upos, ipos)
             if (u < 0).any() or (i < 0).any():
                 return None  # a node added while reading: read everything instead
-            parts.append((u.astype(np.int64), i.astype(np.int64), np.asarray(ts, np.int64),
-                          np.asarray(val, np.float64), np.full(len(u), code, np.int8)))
+            parts.append((u, i, ts, val, np.full(len(u), code, np.int8)))
     users, items, ts_all, value, rel_codes = (np.concatenate(c) for c in zip(*parts))
     return Interactions(user_ids, item_ids, users.astype(np.int64), items.astype(np.int64),
                         ts_all.astype(np.int64), value.astype(np.float64),

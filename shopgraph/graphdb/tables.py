@@ -21,6 +21,7 @@ the product reads the graph, through one code path:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -100,7 +101,7 @@ def _columns(store: GraphStore, match: str, fields: Sequence[tuple[str, str]]) -
     as an empty list and comes back None; the server holds the whole table, so this is for at
     most ``EDGES_PER_QUERY`` rows (ArcadeDB refuses a ``collect`` of over 2,097,152)."""
     text = match + "RETURN " + ", ".join(f"collect(coalesce({e}, [])) AS {c}" for c, e in fields)
-    record = store.query(text, what="reading")[0]
+    [record] = store.stream(text, what="reading")  # not query(): its dicts copy every element
     return pd.DataFrame({c: [None if type(v) is list and not v else v for v in record[c]]
                          for c, _ in fields})
 
@@ -139,12 +140,12 @@ def _edge_times(store: GraphStore, rel_types: Sequence[str]
     times: list[object] = []
     values: list[object] = []
     for rel in rel_types:
-        for s, t, v in grouped_by_user(store, cypher.EDGE_TIMES_BY_SOURCE, schema.rel(rel),
+        for columns in grouped_by_user(store, cypher.EDGE_TIMES_BY_SOURCE, schema.rel(rel),
                                        what="reading", no_ts=NO_TS, no_value=float("nan")):
-            users.append(str(s))
-            counts.append(len(t))
-            times.extend(t)
-            values.extend(v)
+            users.extend(map(str, columns["s"]))
+            counts.extend(map(len, columns["ts"]))
+            times.extend(chain.from_iterable(columns["ts"]))
+            values.extend(chain.from_iterable(columns["v"]))
     ts = pd.to_numeric(pd.Series(times, dtype=object), errors="coerce")
     keep = (ts.notna() & (ts != NO_TS)).to_numpy()
     user = np.repeat(np.asarray(users, dtype=str), counts)
