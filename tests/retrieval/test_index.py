@@ -63,7 +63,8 @@ def test_recall_at_k_counts_shared_ids_and_ignores_padding() -> None:
 
 def test_auto_kind_is_exact_small_and_hnsw_large() -> None:
     assert choose_factory("auto", 1000, 64) == "Flat"
-    assert choose_factory("auto", 100_000, 64) == "HNSW32"
+    assert choose_factory("auto", 500_000, 64) == "Flat"  # 32M floats: about 10 ms a query
+    assert choose_factory("auto", 600_000, 64) == "HNSW32"
     assert choose_factory("ivf", 100_000, 64) == "IVF1265,Flat"
     assert choose_factory("ivfpq", 100_000, 64) == "IVF1265,PQ16"
     # A small table that a pass of many queries would score exactly too often: approximate.
