@@ -79,10 +79,15 @@ def test_grouped_purchases_read_equals_the_files_rows_with_gaps_and_two_types(
     assert tables.purchases(store)["value"].isna().sum() == 1  # a missing value stays NaN
 
 
-def test_node_properties_read_as_maps_equal_a_field_per_property(store: GraphStore,
-                                                                  tmp_path: Path) -> None:
-    """Users read as one property map each give the frame a field per allowed property gives:
+@pytest.mark.parametrize("ids_per_query", [None, 3], ids=["gathered", "a record per node"])
+def test_node_properties_read_as_maps_equal_a_field_per_property(
+        store: GraphStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        ids_per_query: int | None) -> None:
+    """Users read as one property map each (gathered into one record, or a record per node
+    past the limit of one ``collect``) give the frame a field per allowed property gives:
     missing flags None, missing numbers and texts NaN, never-set properties None throughout."""
+    if ids_per_query is not None:
+        monkeypatch.setattr(export, "IDS_PER_QUERY", ids_per_query)
     data = source(tmp_path, [("u1", "i1"), ("u2", "i1"), ("u3", "i2"), ("u4", "i2")])
     users = data.nodes[0].data
     assert data.nodes[0].label == "User" and list(users["id"]) == ["u1", "u2", "u3", "u4"]
