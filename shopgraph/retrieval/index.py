@@ -39,8 +39,9 @@ METRICS = ("ip", "cosine")
 EXACT_MAX_FLOATS = 1 << 25
 """Most ``n x d`` an index stays exact for when few queries are expected (audiences, similar
 users or items): one exact query over the 1M-user shop's 1M x 32 users takes 11 ms here, while
-an HNSW index over them took 30 s (inner product) and 86 s (cosine) to build, is rebuilt
-whenever an update moves a vector, and reached recall@20 0.974, not 0.98."""
+HNSW indexes over them took 24 s (inner product) and 53 s (cosine) to build, are rebuilt
+whenever an update moves a vector, and the inner-product one reached recall@20 0.974, not 0.98
+(2026-12-01, docs/benchmarks.md)."""
 BATCH_EXACT_FLOATS = 1 << 39
 """Most ``queries x n x d`` an index stays exact for. Exact search costs about 0.1 ns per
 float on two cores (a matrix multiply, then a top-k); this limit is about a minute of it. The
