@@ -83,7 +83,8 @@ class DaskEngine:
 
     def map(self, fn: Callable[[S, P], R], shared: S, parts: Iterable[P]) -> Iterator[R]:
         """``fn(shared, part)`` for each part on the cluster, yielded in order."""
-        held = self.client.scatter(shared, broadcast=True, hash=False)
+        # In a list of one, as the parts below: a tuple would be scattered element-wise.
+        [held] = self.client.scatter([shared], broadcast=True, hash=False)
         pending: deque[tuple[Any, Any]] = deque()
         try:
             for part in parts:
