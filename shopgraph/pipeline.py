@@ -282,9 +282,13 @@ class Pipeline:
         return {"paths": [str(result.path)], "fingerprint": result.checkpoint_fingerprint}
 
     def _heads(self) -> dict[str, Any]:
+        from shopgraph.config import load_engine_config
         from shopgraph.jobs.heads import evaluate_heads
+        from shopgraph.parallel import open_engine
 
-        heads = evaluate_heads(self.session.store(), self.config.heads)
+        address = load_engine_config(self.layout.config).address
+        with open_engine(address) as engine:
+            heads = evaluate_heads(self.session.store(), self.config.heads, engine)
         self.results.update(heads)
         return {"fingerprint": fingerprint(heads["churn"], heads["response"])}
 

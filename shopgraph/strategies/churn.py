@@ -38,6 +38,7 @@ import pandas as pd
 
 from shopgraph.artifacts import write_json
 from shopgraph.errors import InsufficientDataError, ShopgraphError
+from shopgraph.parallel import Engine
 from shopgraph.strategies.features import (
     DAY,
     as_seconds,
@@ -68,10 +69,10 @@ def _date(seconds: float) -> str:
 
 
 def training_set(purchases: pd.DataFrame, cutoff: Any, horizon_days: float,
-                 extra: pd.DataFrame | None = None,
-                 min_class: int = 20) -> tuple[pd.DataFrame, pd.Series]:
-    """Features at ``cutoff - H`` and labels over ``[cutoff - H, cutoff)``, refusing data that
-    cannot support training.
+                 extra: pd.DataFrame | None = None, min_class: int = 20,
+                 engine: Engine | None = None) -> tuple[pd.DataFrame, pd.Series]:
+    """Features at ``cutoff - H`` (built on ``engine``, default here) and labels over
+    ``[cutoff - H, cutoff)``, refusing data that cannot support training.
 
     Raises:
         ValueError: a non-positive horizon.
@@ -94,7 +95,7 @@ def training_set(purchases: pd.DataFrame, cutoff: Any, horizon_days: float,
             f"days, shorter than the {horizon_days:g}-day horizon; train with a cutoff on or "
             f"after {_date(start + 2 * horizon_days * DAY)} or a horizon of at most "
             f"{int((cutoff - start) / DAY // 2)} days")
-    x = rfm_features(past, t0, extra)
+    x = rfm_features(past, t0, extra, engine=engine)
     y = churn_labels(past, t0, horizon_days).reindex(x.index)
     churned = int(y.sum())
     for count, what in ((churned, "churned"), (len(y) - churned, "stayed")):
@@ -179,15 +180,16 @@ class ChurnHead:
 
     # -- training ---------------------------------------------------------------------------
     def fit(self, purchases: pd.DataFrame, cutoff: Any, horizon_days: float,
-            extra: pd.DataFrame | None = None) -> ChurnHead:
-        """Train on the snapshot ``cutoff - horizon_days`` (see :func:`training_set`).
+            extra: pd.DataFrame | None = None, engine: Engine | None = None) -> ChurnHead:
+        """Train on the snapshot ``cutoff - horizon_days`` (see :func:`training_set`; its
+        features built on ``engine``, default here).
 
         ``extra`` must itself be computed from data before ``cutoff - horizon_days`` (an
         embedding trained on later purchases leaks the labels into the features).
         """
         from sklearn.model_selection import StratifiedKFold
 
-        x, y = training_set(purchases, cutoff, horizon_days, extra, self.min_class)
+        x, y = training_set(purchases, cutoff, horizon_days, extra, self.min_class, engine)
         default = BASELINE_FEATURES if self.model == "logistic" else x.columns
         self.features = list(self.requested or default)
         xv, yv = self._select(x).to_numpy(dtype=float), y.to_numpy()
@@ -254,20 +256,24 @@ class ChurnHead:
         return score
 
     def features_at(self, purchases: pd.DataFrame, at: Any,
-                    extra: pd.DataFrame | None = None) -> pd.DataFrame:
-        """The head's feature matrix at ``at`` (users with a purchase before it)."""
+                    extra: pd.DataFrame | None = None,
+                    engine: Engine | None = None) -> pd.DataFrame:
+        """The head's feature matrix at ``at`` (users with a purchase before it), built on
+        ``engine`` (default here)."""
         self._check_fitted()
-        return self._select(rfm_features(purchases, at, extra))
+        return self._select(rfm_features(purchases, at, extra, engine=engine))
 
     def predict(self, purchases: pd.DataFrame, at: Any,
-                extra: pd.DataFrame | None = None) -> pd.DataFrame:
-        """Churn probability over ``[at, at + H)`` of every user who bought before ``at``.
+                extra: pd.DataFrame | None = None,
+                engine: Engine | None = None) -> pd.DataFrame:
+        """Churn probability over ``[at, at + H)`` of every user who bought before ``at``
+        (the features built on ``engine``, default here).
 
         Returns:
             A frame indexed by ``user_id``: ``churn_probability`` (calibrated), ``risk_band``
             (ordered categorical ``low < medium < high``) and ``score`` (raw log-odds).
         """
-        x = self.features_at(purchases, at, extra)
+        x = self.features_at(purchases, at, extra, engine)
         raw = self._raw(x.to_numpy(dtype=float))
         assert self._calibrator is not None  # features_at() checked the head is fitted
         prob = self._calibrator(raw)

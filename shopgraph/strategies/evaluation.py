@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from shopgraph.errors import InsufficientDataError
+from shopgraph.parallel import Engine
 
 DAY = 86_400
 
@@ -42,9 +43,11 @@ def _curves(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, Any]:
             "calibration": {"predicted": predicted, "observed": observed, "count": count}}
 
 
-def evaluate_churn(purchases: pd.DataFrame, horizon_days: float = 90.0) -> dict[str, Any]:
-    """Head and baseline scored on the last ``horizon_days``; ``{"skipped": why}`` when the
-    purchases cannot support it."""
+def evaluate_churn(purchases: pd.DataFrame, horizon_days: float = 90.0,
+                   engine: Engine | None = None) -> dict[str, Any]:
+    """Head and baseline scored on the last ``horizon_days``, their features built on
+    ``engine`` (default here; the same scores on any); ``{"skipped": why}`` when the purchases
+    cannot support it."""
     from shopgraph.strategies.churn import ChurnHead
     from shopgraph.strategies.features import churn_labels
 
@@ -57,8 +60,8 @@ def evaluate_churn(purchases: pd.DataFrame, horizon_days: float = 90.0) -> dict[
     try:
         labels = churn_labels(purchases, at, horizon_days)
         for name, kind in (("head", "lightgbm"), ("baseline", "logistic")):
-            head = ChurnHead(kind).fit(seen, at, horizon_days)
-            pred = head.predict(seen, at)
+            head = ChurnHead(kind).fit(seen, at, horizon_days, engine=engine)
+            pred = head.predict(seen, at, engine=engine)
             prob = pred["churn_probability"]
             y = labels.reindex(prob.index).to_numpy(dtype=float)
             out[name] = _curves(y, prob.to_numpy(dtype=float))

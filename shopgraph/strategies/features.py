@@ -17,7 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shopgraph.parallel import Engine
+
 DAY = 86_400
+USERS_PER_PART = 100_000
+"""Users per partition when :func:`rfm_features` runs on an engine."""
 #: Feature columns of :func:`rfm_features`, in order.
 FEATURES = (
     "recency_days", "tenure_days", "frequency", "active_days", "monetary", "avg_value",
@@ -55,7 +59,7 @@ def before(purchases: pd.DataFrame, cutoff: int) -> pd.DataFrame:
 
 
 def rfm_features(purchases: pd.DataFrame, cutoff: Any, extra: pd.DataFrame | None = None,
-                 window_days: int = 90) -> pd.DataFrame:
+                 window_days: int = 90, engine: Engine | None = None) -> pd.DataFrame:
     """RFM features of every user with at least one purchase strictly before ``cutoff``.
 
     Columns (:data:`FEATURES`): ``recency_days`` (cutoff − last purchase), ``tenure_days``
@@ -73,6 +77,9 @@ def rfm_features(purchases: pd.DataFrame, cutoff: Any, extra: pd.DataFrame | Non
         extra: optional frame indexed by ``user_id`` (embedding components, graph degree, ...)
             left-joined onto the result; users it lacks get NaN.
         window_days: the length of the trend windows (default: ``90``).
+        engine: where the features are built, :data:`USERS_PER_PART` users (in id order) to a
+            partition (default: here, all at once). Every feature is one user's, so any engine
+            gives the same frame.
 
     Returns:
         One row per user, indexed by ``user_id`` (sorted), float64 columns.
@@ -81,6 +88,26 @@ def rfm_features(purchases: pd.DataFrame, cutoff: Any, extra: pd.DataFrame | Non
     if window_days <= 0:
         raise ValueError(f"window_days must be positive, got {window_days}")
     p = before(purchases, cutoff)
+    if engine is None:
+        out = _rfm((cutoff, window_days), p)
+    else:
+        out = pd.concat(list(engine.map(_rfm, (cutoff, window_days), _user_parts(p))))
+    return join_extra(out, extra)
+
+
+def _user_parts(p: pd.DataFrame) -> list[pd.DataFrame]:
+    """``p``'s rows split into ranges of :data:`USERS_PER_PART` users in id order (one part,
+    maybe empty, at least)."""
+    user = p["user_id"].astype(str).to_numpy()
+    firsts = np.unique(user)[USERS_PER_PART::USERS_PER_PART]  # each later part's first user
+    part = np.searchsorted(firsts, user, side="right")
+    return [p[part == k] for k in range(len(firsts) + 1)]
+
+
+def _rfm(settings: tuple[int, int], p: pd.DataFrame) -> pd.DataFrame:
+    """The features of the users in ``p`` (purchases before the cutoff); ``settings``:
+    ``(cutoff, window_days)``."""
+    cutoff, window_days = settings
     user = p["user_id"].astype(str).to_numpy()
     ts = p["ts"].to_numpy(dtype=np.int64)
     value = np.nan_to_num(p["value"].to_numpy(dtype=float))
@@ -114,8 +141,7 @@ def rfm_features(purchases: pd.DataFrame, cutoff: Any, extra: pd.DataFrame | Non
     out["ipt_std_days"] = gaps.std(ddof=0).where(n_gaps >= 2)
     out["overdue"] = out["recency_days"] / out["ipt_mean_days"].where(out["ipt_mean_days"] > 0)
     out["purchase_rate"] = out["active_days"] / out["tenure_days"].clip(lower=1.0)
-    out = out[list(FEATURES)].astype(float).rename_axis("user_id")
-    return join_extra(out, extra)
+    return out[list(FEATURES)].astype(float).rename_axis("user_id")
 
 
 def join_extra(features: pd.DataFrame, extra: pd.DataFrame | None) -> pd.DataFrame:
