@@ -97,12 +97,21 @@ node. ArcadeDB refuses a ``collect`` of more than 2,097,152 elements in one quer
 (``arcadedb.queryMaxHeapElementsAllowedPerOp``)."""
 
 
+def node_values(store: GraphStore, label: str, per_node: str, collected: str,
+                what: str = "exporting") -> list[Any]:
+    """The one value per ``label`` node that the template ``per_node`` returns a record per
+    node, read as the one list the template ``collected`` returns while the label has at most
+    :data:`IDS_PER_QUERY` nodes (taken as the driver decoded it: ``query`` would copy it)."""
+    if store.count_nodes(label) <= IDS_PER_QUERY:
+        [record] = store.stream(cypher.nodes(collected, label), what=what)
+        values: list[Any] = record[0]
+        return values
+    return [r[0] for r in store.stream(cypher.nodes(per_node, label), what=what)]
+
+
 def node_ids(store: GraphStore, label: str) -> np.ndarray:
     """The stable id map of one label."""
-    if store.count_nodes(label) <= IDS_PER_QUERY:
-        [record] = store.stream(cypher.nodes(cypher.NODE_IDS_COLLECTED, label))
-        return stable_ids(record["ids"])
-    return stable_ids(r["id"] for r in store.stream(cypher.nodes(cypher.NODE_IDS, label)))
+    return stable_ids(node_values(store, label, cypher.NODE_IDS, cypher.NODE_IDS_COLLECTED))
 
 
 Columns = dict[str, list[Any]]

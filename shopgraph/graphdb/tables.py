@@ -311,18 +311,13 @@ def node_table(source: SourceData | GraphStore, label: str, props: Sequence[str]
 def _property_maps(store: GraphStore, label: str) -> list[dict[str, Any]]:
     """One map of the stored properties per ``label`` node: the driver decodes it in two
     thirds of the time one field per allowed property takes, most of them missing (1M users:
-    30 s against 44 s), and gathered into one record (a ``collect``, up to ArcadeDB's limit on
-    one, see :data:`~shopgraph.graphdb.export.IDS_PER_QUERY`) in a fraction of the client's
-    time again (1M users: 9.2 s, 2.4 s of it the client's, against 16.1 s, 15.8 s)."""
-    from shopgraph.graphdb.export import IDS_PER_QUERY
+    30 s against 44 s), and gathered into one record (up to ArcadeDB's limit on a ``collect``)
+    in a fraction of the client's time again (1M users: 9.2 s, 2.4 s of it the client's,
+    against 16.1 s, 15.8 s)."""
+    from shopgraph.graphdb import cypher
+    from shopgraph.graphdb.export import node_values
 
-    if store.count_nodes(label) <= IDS_PER_QUERY:
-        [record] = store.stream(f"MATCH (n:{label}) RETURN collect(properties(n)) AS p",
-                                what="reading")
-        maps: list[dict[str, Any]] = record[0]
-        return maps
-    return [r[0] for r in store.stream(f"MATCH (n:{label}) RETURN properties(n) AS p",
-                                       what="reading")]
+    return node_values(store, label, cypher.NODE_MAPS, cypher.NODE_MAPS_COLLECTED, "reading")
 
 
 def user_features(source: SourceData | GraphStore, props: Sequence[str] | None = None

@@ -3,8 +3,9 @@
 The kind is chosen from the table's size unless given:
 
 * ``exact`` while ``n x d <= EXACT_MAX_FLOATS`` (a single exact query then costs about ten
-  milliseconds, and there is nothing to build or rebuild) and one pass of the index's expected queries (``queries``, e.g. the
-  item index answers every user once in an all-user export) scores at most
+  milliseconds, and there is nothing to build or rebuild) and one pass of the index's expected
+  queries (``queries``, e.g. the item index answers every user once in an all-user export)
+  scores at most
   ``BATCH_EXACT_FLOATS``: a blocked matrix multiply, see :mod:`shopgraph.retrieval.exact`;
 * ``hnsw`` above it: FAISS ``HNSW32`` over the raw vectors (the default approximate kind);
 * ``ivf`` (``IVF<nlist>,Flat``) and ``ivfpq`` (``IVF<nlist>,PQ<m>``, for memory) on request;
